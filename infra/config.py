@@ -1,0 +1,221 @@
+"""The project's one typed configuration, validated once at the edge.
+
+Sources, later ones winning: the defaults below, the JSON file named by the `config` context key
+(or `--config` for the CLI), then the `imgclf` context object in cdk.json / `cdk -c`. A bad value
+raises ConfigError naming the field and what is allowed, which fails synth before anything else.
+The defaults deploy a working, cheap pipeline: spot training, a serverless endpoint, API-key auth.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+_NAME = r"^[a-z][a-z0-9-]{0,11}$"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names each field and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TuningConfig(_Section):
+    """The hyperparameter-tuning job. Ranges are the seed project's."""
+
+    lr_min: float = Field(1e-4, gt=0, description="Lower bound of the learning rate (log scale).")
+    lr_max: float = Field(1e-2, gt=0, le=1, description="Upper bound of the learning rate.")
+    batch_sizes: tuple[int, ...] = Field((32, 64, 128), min_length=1, description="Categorical batch sizes.")
+    strategy: Literal["Bayesian", "Random", "Hyperband", "Grid"] = "Bayesian"
+    max_jobs: int = Field(4, ge=1, le=500, description="Training jobs the tuner may start in all.")
+    max_parallel_jobs: int = Field(2, ge=1, le=100, description="Training jobs running at once.")
+    early_stopping: Literal["Off", "Auto"] = "Auto"
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "TuningConfig":
+        if self.lr_min >= self.lr_max:
+            raise ValueError(f"lr_min ({self.lr_min}) must be below lr_max ({self.lr_max})")
+        if self.max_parallel_jobs > self.max_jobs:
+            raise ValueError("max_parallel_jobs must not exceed max_jobs")
+        if any(b < 1 or b > 4096 for b in self.batch_sizes):
+            raise ValueError("batch_sizes must each be between 1 and 4096")
+        return self
+
+
+class TrainingConfig(_Section):
+    """What every training job (tuning trials and the final retrain) runs with."""
+
+    instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE)
+    tuning_instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE)
+    volume_size_gb: int = Field(30, ge=1, le=16384)
+    framework_version: str = Field("2.6", pattern=r"^\d+\.\d+(\.\d+)?$", description="PyTorch container version.")
+    py_version: str = Field("py312", pattern=r"^py3\d+$")
+    epochs: int = Field(5, ge=1, le=1000)
+    image_size: int = Field(224, ge=16, le=1024)
+    arch: Literal["resnet50"] = "resnet50"
+    pretrained: str = Field(
+        "imagenet",
+        description="'imagenet' (download in the job), 'none', or 'channel' to read weights from the "
+        "`pretrained` input channel (network-isolated jobs).",
+    )
+    pretrained_s3_uri: str | None = Field(None, pattern=r"^s3://[^/]+/.+$")
+    unfreeze: Literal["head", "layer4", "all"] = "layer4"
+    spot: bool = True
+    max_runtime_seconds: int = Field(3600, ge=60, le=28 * 24 * 3600)
+    max_wait_seconds: int = Field(7200, ge=60, le=28 * 24 * 3600)
+    max_retry_attempts: int = Field(2, ge=1, le=30)
+    network_isolation: bool = False
+
+    @field_validator("pretrained")
+    @classmethod
+    def _pretrained(cls, v: str) -> str:
+        if v not in ("imagenet", "none", "channel"):
+            raise ValueError("must be 'imagenet', 'none' or 'channel'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainingConfig":
+        if self.spot and self.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError("max_wait_seconds must be >= max_runtime_seconds when spot is on")
+        if self.pretrained == "channel" and not self.pretrained_s3_uri:
+            raise ValueError("pretrained='channel' needs pretrained_s3_uri")
+        if self.network_isolation and self.pretrained == "imagenet":
+            raise ValueError("network_isolation cannot download weights: use pretrained='channel' or 'none'")
+        return self
+
+
+class DebuggerConfig(_Section):
+    """portable: the script's own smdebug hook and in-process rules (every account);
+    managed: SageMaker Debugger rule jobs (accounts that still have Debugger); off: none."""
+
+    mode: Literal["portable", "managed", "off"] = "portable"
+    save_interval: int = Field(10, ge=1, le=100000, description="Steps between saved tensors.")
+    profile_steps: int = Field(10, ge=0, le=10000, description="torch.profiler window, in steps.")
+
+
+class GateConfig(_Section):
+    min_test_accuracy: float = Field(0.8, ge=0, le=1)
+    block_on_rules: bool = True
+
+
+class EndpointConfig(_Section):
+    mode: Literal["serverless", "realtime"] = "serverless"
+    inference_framework_version: str = Field("2.6", pattern=r"^\d+\.\d+(\.\d+)?$")
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 3072
+    max_concurrency: int = Field(5, ge=1, le=200)
+    instance_type: str = Field("ml.m5.large", pattern=_INSTANCE_TYPE)
+    initial_instance_count: int = Field(1, ge=1, le=100)
+    min_capacity: int = Field(1, ge=1, le=100)
+    max_capacity: int = Field(2, ge=1, le=100)
+    target_invocations_per_instance: int = Field(100, ge=1, le=100000)
+    data_capture_percent: int = Field(0, ge=0, le=100, description="0 turns data capture off.")
+    top_k: int = Field(3, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _capacity(self) -> "EndpointConfig":
+        if self.min_capacity > self.max_capacity:
+            raise ValueError("min_capacity must not exceed max_capacity")
+        return self
+
+
+class ApiConfig(_Section):
+    auth: Literal["api_key", "iam"] = "api_key"
+    rate_limit: float = Field(10, gt=0, le=10000, description="Steady requests per second.")
+    burst_limit: int = Field(20, ge=1, le=5000)
+    quota_per_day: int = Field(10000, ge=1)
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = Field(
+        4_400_000,
+        ge=1,
+        le=4_400_000,
+        description="Largest raw image accepted: Lambda's 6 MB sync payload holds about 4.4 MB after base64.",
+    )
+
+
+class Config(_Section):
+    """Everything a deployment and a local run are built from."""
+
+    name: str = Field("imgclf", pattern=_NAME, description="Prefix of every resource and job name.")
+    dataset_prefix: str = Field(
+        "datasets/demo", pattern=r"^[A-Za-z0-9!_.*'()/-]+$", description="Key prefix with train/ valid/ test/."
+    )
+    kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+    training_image: str | None = Field(None, description="Overrides the resolved training image URI.")
+    inference_image: str | None = Field(None, description="Overrides the resolved inference image URI.")
+    tuning: TuningConfig = TuningConfig()
+    training: TrainingConfig = TrainingConfig()
+    debugger: DebuggerConfig = DebuggerConfig()
+    gate: GateConfig = GateConfig()
+    endpoint: EndpointConfig = EndpointConfig()
+    api: ApiConfig = ApiConfig()
+
+    @field_validator("dataset_prefix")
+    @classmethod
+    def _strip_slashes(cls, v: str) -> str:
+        v = v.strip("/")
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Config":
+        """A copy with a nested dict of overrides merged in, validated again."""
+        return load_config(_deep_merge(self.model_dump(mode="json"), overrides))
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = re.sub(r"^Value error, ", "", e["msg"])
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {field}: {msg}{shown}")
+    return "invalid imgclf config:\n" + "\n".join(lines)
+
+
+def load_config(*sources: dict[str, Any] | None) -> Config:
+    """Merge `sources` (later wins) over the defaults and validate."""
+    merged: dict[str, Any] = {}
+    for source in sources:
+        if source:
+            if not isinstance(source, dict):
+                raise ConfigError(f"invalid imgclf config: expected an object, got {type(source).__name__}")
+            merged = _deep_merge(merged, source)
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    return data
+
+
+def config_from_context(context: dict[str, Any] | None, config_file: str | Path | None = None) -> Config:
+    """How app.py reads it: the file named by the `config` context key, then the `imgclf` object."""
+    return load_config(read_config_file(config_file) if config_file else None, context)

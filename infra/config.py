@@ -45,6 +45,15 @@ class TuningConfig(_Section):
             raise ValueError("max_parallel_jobs must not exceed max_jobs")
         if any(b < 1 or b > 4096 for b in self.batch_sizes):
             raise ValueError("batch_sizes must each be between 1 and 4096")
+        if len(set(self.batch_sizes)) != len(self.batch_sizes):
+            raise ValueError("batch_sizes must not repeat a value")
+        # SageMaker's Grid strategy searches categorical ranges only; lr is continuous.
+        if self.strategy == "Grid":
+            raise ValueError("strategy 'Grid' takes only categorical ranges, but lr is continuous: "
+                             "use 'Bayesian', 'Random' or 'Hyperband'")
+        # Hyperband stops trials itself; the API requires TrainingJobEarlyStoppingType Off with it.
+        if self.strategy == "Hyperband" and self.early_stopping != "Off":
+            raise ValueError("strategy 'Hyperband' needs early_stopping 'Off' (Hyperband stops trials itself)")
         return self
 
 

@@ -1,32 +1,155 @@
-"""PLACEHOLDER INTERFACE (to be replaced by the debugging/profiling work, issue 3).
+"""The trainer's only door to debugging and profiling, so train.py does not change when the hook,
+the rules or the profiler do.
 
-The trainer talks to debugging and profiling only through this class, so train.py does not
-change when the hook, rules or profiler do.
+Modes (config `debugger.mode`):
+- portable: our smdebug hook (or SageMaker's, when the job has a debughookconfig.json) saves
+  tensors to `<output_dir>/tensors`; after training the five rules run in-process, their
+  verdicts go to `debugger-report.json` and to `rule_<Name>=0|1` metric lines.
+- managed: the same hook, but SageMaker's rule jobs judge the trial; no rule lines are printed.
+- off: nothing is recorded.
+Both recording modes profile a window of training steps with torch.profiler and write a
+one-page report (`training-report.md`).
 """
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Literal
 
 from torch import nn
 
+from training.metrics import format_metric_line, rule_metric_name
+
+MODES = ("portable", "managed", "off")
+TENSORS_DIR = "tensors"
+DEBUGGER_REPORT = "debugger-report.json"
+
 
 class Instrumentation:
     def __init__(self, mode: str, output_dir: Path, save_interval: int = 10, profile_steps: int = 10,
                  rule_params: dict | None = None) -> None:
+        """Raises ValueError on a bad mode, interval or rule parameter, before any training."""
+        if mode not in MODES:
+            raise ValueError(f"debugger mode must be one of {MODES}, got {mode!r}")
+        if save_interval < 1:
+            raise ValueError(f"save interval must be >= 1, got {save_interval}")
+        if profile_steps < 0:
+            raise ValueError(f"profile steps must be >= 0, got {profile_steps}")
         self.mode = mode
         self.output_dir = Path(output_dir)
+        self.save_interval = save_interval
+        self.profile_steps = profile_steps
+        self.rule_params = rule_params or {}
+        if mode == "portable":
+            from training.rules import validate_rule_params
+
+            validate_rule_params(self.rule_params)
+        self.hook = None
+        self.profiler = None
+        self._attached: tuple[nn.Module, nn.Module] | None = None
+        #: Where the hook writes tensors (None until attached, or when off).
+        self.trial_dir: Path | None = None
 
     def attach(self, model: nn.Module, loss_fn: nn.Module) -> None:
-        """Register the model and the nn.CrossEntropyLoss module with the smdebug hook."""
+        """Register the model and the nn.CrossEntropyLoss module with the smdebug hook, and start
+        the profiler."""
+        if self.mode == "off":
+            return
+        from training import debug_hook
+        from training.profiling import StepProfiler
+
+        own_dir = self.output_dir / TENSORS_DIR
+        if debug_hook.hook_config_path() is None and own_dir.exists():
+            # smdebug refuses an out dir holding a finished trial; it is this run's to reuse.
+            shutil.rmtree(own_dir)
+        self.hook = debug_hook.create_hook(own_dir, self.save_interval)
+        debug_hook.register(self.hook, model, loss_fn)
+        self._attached = (model, loss_fn)
+        self.trial_dir = Path(self.hook.out_dir)
+        self.profiler = StepProfiler(self.output_dir, self.profile_steps)
 
     def set_mode(self, phase: Literal["train", "eval"]) -> None:
-        """Switch the hook (and the profiler) between TRAIN and EVAL steps."""
+        """Switch the hook between TRAIN and EVAL steps."""
+        if phase not in ("train", "eval"):
+            raise ValueError(f"phase must be 'train' or 'eval', got {phase!r}")
+        if self.hook is not None:
+            import smdebug.pytorch as smd
+
+            self.hook.set_mode(smd.modes.TRAIN if phase == "train" else smd.modes.EVAL)
 
     def record_step(self, data_seconds: float, compute_seconds: float) -> None:
         """Called after every training step: profiler step and timing bookkeeping."""
+        if self.profiler is not None:
+            self.profiler.step(data_seconds, compute_seconds)
 
     def finish(self, history: list[dict]) -> dict[str, int]:
         """After training: evaluate the rules, write the reports, print `rule_<Name>=0|1` lines.
-        Returns {rule name: 1 if issues found else 0} ({} when rules are not evaluated here)."""
+        Returns {rule name: 1 if issues found else 0}, only for rules that reached a verdict
+        ({} when rules are not evaluated here). A rule without a verdict prints no metric line,
+        so a gate reading the metrics sees it missing, never passed. Afterwards the model is no
+        longer recorded (a test-split evaluation must not join the judged trial)."""
+        if self.hook is None:
+            return {}
+        from training.debug_hook import detach
+
+        profile = self.profiler.finish()
+        self.hook.close()
+        detach(self.hook, *self._attached)
+        self.hook, self.profiler = None, None
+        results = []
+        if self.mode == "portable":
+            from training.rules import evaluate_rules
+
+            results = [r.to_dict() for r in evaluate_rules(self.trial_dir, self.rule_params)]
+            self._write_debugger_report(results)
+            _print_verdicts(results)
+        from training.training_report import write_report
+
+        write_report(self.output_dir, history, results, profile, _step_losses(self.trial_dir))
+        return {r["rule"]: r["verdict"] for r in results if r["verdict"] is not None}
+
+    def _write_debugger_report(self, results: list[dict]) -> None:
+        from training.debug_hook import hook_config_path
+
+        config = hook_config_path()
+        report = {
+            "mode": self.mode,
+            "trial": str(self.trial_dir),
+            "hook_config": str(config) if config else None,
+            "all_passed": all(r["status"] == "NoIssuesFound" for r in results),
+            "rules": results,
+        }
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / DEBUGGER_REPORT).write_text(json.dumps(report, indent=2, default=str))
+
+
+def _print_verdicts(results: list[dict]) -> None:
+    for r in results:
+        if r["verdict"] is None:
+            print(f"debugger: {r['rule']} has no verdict ({r['status']}): {r['evidence']}", flush=True)
+        else:
+            print(format_metric_line(**{rule_metric_name(r["rule"]): r["verdict"]}), flush=True)
+
+
+def _step_losses(trial_dir: Path | None) -> dict[str, list[tuple[int, float]]]:
+    """Per-mode (mode step, loss) pairs from the trial, for the report's per-step loss plot."""
+    if trial_dir is None or not trial_dir.exists():
         return {}
+    from smdebug.core.modes import ModeKeys
+    from smdebug.trials import create_trial
+
+    trial = create_trial(str(trial_dir))
+    if "losses" not in trial.collections():
+        return {}
+    names = trial.tensor_names(collection="losses")
+    curves = {}
+    for mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
+        points = []
+        for step in trial.steps(mode=mode):
+            values = [float(trial.tensor(n).value(step, mode=mode)) for n in names
+                      if step in trial.tensor(n).steps(mode=mode)]
+            if values:
+                points.append((step, sum(values) / len(values)))
+        curves[mode.name] = points
+    return curves

@@ -38,9 +38,10 @@ def all_metric_names() -> tuple[str, ...]:
 
 
 def metric_regex(name: str) -> str:
-    """Regex with one group for `name`'s value; anchored on a word boundary so that
-    `loss` never matches inside `valid_loss` and `train_loss` never inside `rule_...`."""
-    return rf"(?<![\w]){re.escape(name)}={_NUMBER}"
+    """Regex with one group for `name`'s value. The leading word boundary (`_` counts as a word
+    character) keeps `loss` from matching inside `valid_loss`; `\\b` rather than a lookbehind,
+    because every regex engine that may read these (SageMaker's, RE2, Python's) supports it."""
+    return rf"\b{re.escape(name)}={_NUMBER}"
 
 
 def metric_definitions() -> list[dict[str, str]]:

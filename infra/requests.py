@@ -1,0 +1,336 @@
+"""The SageMaker API requests of the pipeline, built from the typed config as plain dicts.
+
+One source of truth: the state machine embeds these dicts as task parameters, and the local engine
+executes the very same dicts (StaticHyperParameters, ParameterRanges, MetricDefinitions,
+DebugHookConfig). A regex, range or rule then cannot drift between cloud and local.
+Pure functions: no AWS calls. Shapes follow botocore's SageMaker service model and are checked
+against it by tests/infra/sagemaker_validator.py.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from infra import images
+from infra.config import Config
+from training import debugger_collections, metrics
+
+#: The hyperparameters the tuner searches; every other one is static.
+TUNED_HYPERPARAMETERS = ("lr", "batch-size")
+#: The entry point inside the source bundle, relative to its root.
+PROGRAM = "training/train.py"
+#: Where SageMaker syncs /opt/ml/checkpoints (the trainer's default --checkpoint-dir).
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+#: Python logging level the toolkits use (20 = INFO).
+CONTAINER_LOG_LEVEL = "20"
+#: The one production variant of the endpoint.
+VARIANT_NAME = "AllTraffic"
+
+# System-metrics sampling of the managed profiler (framework profiling is deprecated from PyTorch 2.0).
+_PROFILING_INTERVAL_MS = 500
+
+_TUNING_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}")
+_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_MODEL_NAME = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
+
+
+@dataclass(frozen=True)
+class JobLocations:
+    """Where a run's jobs read and write. S3 URIs in the cloud; local paths for the local engine."""
+
+    role_arn: str
+    source_bundle_uri: str  # sagemaker_submit_directory: s3://.../source.tar.gz (or a local path)
+    data_uri: str  # prefix holding train/ valid/ test/
+    output_uri: str  # prefix for model artifacts and debug output
+    region: str
+    pretrained_uri: str | None = None  # channel 'pretrained' when cfg.training.pretrained == 'channel'
+    checkpoint_uri: str | None = None  # default: <output_uri>/checkpoints/<job name>
+
+
+def _check_name(kind: str, name: str, pattern: re.Pattern[str], max_len: int) -> None:
+    if not isinstance(name, str) or len(name) > max_len or not pattern.fullmatch(name):
+        raise ValueError(
+            f"invalid {kind} name {name!r}: at most {max_len} characters, letters, digits and "
+            "hyphens only, starting and ending with a letter or digit"
+        )
+
+
+def _join(prefix: str, *parts: str) -> str:
+    return "/".join([prefix.rstrip("/"), *parts])
+
+
+def debug_output_uri(loc: JobLocations) -> str:
+    """Prefix of managed Debugger/profiler output (SageMaker appends `<job name>/...`)."""
+    return _join(loc.output_uri, "debug")
+
+
+def checkpoint_uri(loc: JobLocations, job_name: str) -> str:
+    """Per-job checkpoint prefix: SageMaker syncs to exactly this URI, so it must be unique per job."""
+    return loc.checkpoint_uri or _join(loc.output_uri, "checkpoints", job_name)
+
+
+def _pretrained_uri(cfg: Config, loc: JobLocations) -> str | None:
+    if cfg.training.pretrained != "channel":
+        return None
+    uri = loc.pretrained_uri or cfg.training.pretrained_s3_uri
+    if not uri:
+        raise ValueError("training.pretrained='channel' needs a pretrained weights URI")
+    return uri
+
+
+def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
+    """Every hyperparameter but the tuned ones, for the final retrain (debugger = the configured mode).
+
+    Values are strings: SageMaker passes strings, and the trainer parses them."""
+    t = cfg.training
+    return {
+        "epochs": str(t.epochs),
+        "image-size": str(t.image_size),
+        "arch": t.arch,
+        "pretrained": t.pretrained,
+        "unfreeze": t.unfreeze,
+        "debugger": cfg.debugger.mode,
+        "save-interval": str(cfg.debugger.save_interval),
+        "profile-steps": str(cfg.debugger.profile_steps),
+        "sagemaker_program": PROGRAM,
+        "sagemaker_submit_directory": loc.source_bundle_uri,
+        "sagemaker_region": loc.region,
+        "sagemaker_container_log_level": CONTAINER_LOG_LEVEL,
+    }
+
+
+def _channel(name: str, uri: str) -> dict:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+        },
+    }
+
+
+def _input_channels(cfg: Config, loc: JobLocations) -> list[dict]:
+    # The trailing slash keeps prefix `train/` from also matching a sibling such as `train-old/`.
+    channels = [_channel(name, _join(loc.data_uri, name, "")) for name in ("train", "valid", "test")]
+    pretrained = _pretrained_uri(cfg, loc)
+    if pretrained:
+        channels.append(_channel("pretrained", pretrained))
+    return channels
+
+
+def _output_data_config(cfg: Config, loc: JobLocations) -> dict:
+    out = {"S3OutputPath": loc.output_uri}
+    if cfg.kms_key_arn:
+        out["KmsKeyId"] = cfg.kms_key_arn
+    return out
+
+
+def _supports_volume_kms(instance_type: str) -> bool:
+    """Instances with local NVMe storage (g4dn, g5, p4d, ...) encrypt it in hardware; training
+    refuses a VolumeKmsKeyId on them (API reference, ResourceConfig.VolumeKmsKeyId)."""
+    from sagemaker.core.common_utils import instance_supports_kms
+
+    return instance_supports_kms(instance_type)
+
+
+def _resource_config(cfg: Config, instance_type: str) -> dict:
+    resources = {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": cfg.training.volume_size_gb}
+    if cfg.kms_key_arn and _supports_volume_kms(instance_type):
+        resources["VolumeKmsKeyId"] = cfg.kms_key_arn
+    return resources
+
+
+def _stopping_condition(cfg: Config) -> dict:
+    stop = {"MaxRuntimeInSeconds": cfg.training.max_runtime_seconds}
+    if cfg.training.spot:
+        stop["MaxWaitTimeInSeconds"] = cfg.training.max_wait_seconds
+    return stop
+
+
+def _job_definition(cfg: Config, loc: JobLocations, instance_type: str) -> dict:
+    """What a tuning trial and the final retrain share."""
+    return {
+        "AlgorithmSpecification": {
+            "TrainingImage": images.training_image(cfg, loc.region, instance_type),
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metrics.metric_definitions(),
+        },
+        "RoleArn": loc.role_arn,
+        "InputDataConfig": _input_channels(cfg, loc),
+        "OutputDataConfig": _output_data_config(cfg, loc),
+        "ResourceConfig": _resource_config(cfg, instance_type),
+        "StoppingCondition": _stopping_condition(cfg),
+        "EnableManagedSpotTraining": cfg.training.spot,
+        "EnableNetworkIsolation": cfg.training.network_isolation,
+        "RetryStrategy": {"MaximumRetryAttempts": cfg.training.max_retry_attempts},
+    }
+
+
+def _parameter_ranges(cfg: Config) -> dict:
+    return {
+        "ContinuousParameterRanges": [
+            {
+                "Name": "lr",
+                "MinValue": repr(cfg.tuning.lr_min),
+                "MaxValue": repr(cfg.tuning.lr_max),
+                "ScalingType": "Logarithmic",
+            }
+        ],
+        "CategoricalParameterRanges": [{"Name": "batch-size", "Values": [str(b) for b in cfg.tuning.batch_sizes]}],
+    }
+
+
+def tuning_job_request(cfg: Config, loc: JobLocations, job_name: str) -> dict:
+    """CreateHyperParameterTuningJob: lr (log scale) x batch size, minimising the objective metric.
+
+    Trials carry no debugger config (the tuning API has no debugger fields; debugger=off) and no
+    CheckpointConfig: SageMaker syncs checkpoints to exactly the given URI, which all trials would
+    share, so a resumed trial could load another trial's weights. A spot-interrupted trial restarts."""
+    _check_name("tuning job", job_name, _TUNING_JOB_NAME, 32)
+    tuning = cfg.tuning
+    job_config = {
+        "Strategy": tuning.strategy,
+        "HyperParameterTuningJobObjective": {"Type": metrics.OBJECTIVE_TYPE, "MetricName": metrics.OBJECTIVE_METRIC},
+        "ResourceLimits": {
+            "MaxNumberOfTrainingJobs": tuning.max_jobs,
+            "MaxParallelTrainingJobs": tuning.max_parallel_jobs,
+        },
+        "ParameterRanges": _parameter_ranges(cfg),
+        "TrainingJobEarlyStoppingType": tuning.early_stopping,
+    }
+    if tuning.strategy == "Hyperband":
+        job_config["StrategyConfig"] = {
+            "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": cfg.training.epochs}
+        }
+    definition = {
+        "StaticHyperParameters": {**static_hyperparameters(cfg, loc), "debugger": "off"},
+        **_job_definition(cfg, loc, cfg.training.tuning_instance_type),
+    }
+    return {
+        "HyperParameterTuningJobName": job_name,
+        "HyperParameterTuningJobConfig": job_config,
+        "TrainingJobDefinition": definition,
+    }
+
+
+def _rule_configurations(image: str) -> list[dict]:
+    """The five rules with the same parameters the portable rules judge with."""
+    return [
+        {
+            "RuleConfigurationName": rule,
+            "RuleEvaluatorImage": image,
+            "RuleParameters": debugger_collections.managed_rule_parameters(rule),
+        }
+        for rule in metrics.RULE_NAMES
+    ]
+
+
+def _managed_debugger(cfg: Config, loc: JobLocations) -> dict:
+    """DebugHookConfig + DebugRuleConfigurations + ProfilerConfig + ProfilerRuleConfigurations.
+
+    Collections and rule parameters come from training/debugger_collections.py, which the portable
+    hook and rules use too; the ProfilerReport rule's parameters come from smdebug_rulesconfig."""
+    import smdebug_rulesconfig
+
+    image = images.rule_evaluator_image(loc.region)
+    report = smdebug_rulesconfig.ProfilerReport()
+    return {
+        "DebugHookConfig": {
+            "S3OutputPath": debug_output_uri(loc),
+            "CollectionConfigurations": debugger_collections.collection_configurations(cfg.debugger.save_interval),
+        },
+        "DebugRuleConfigurations": _rule_configurations(image),
+        "ProfilerConfig": {
+            "S3OutputPath": debug_output_uri(loc),
+            "ProfilingIntervalInMilliseconds": _PROFILING_INTERVAL_MS,
+        },
+        "ProfilerRuleConfigurations": [
+            {
+                "RuleConfigurationName": report.rule_name,
+                "RuleEvaluatorImage": image,
+                "RuleParameters": dict(report.rule_parameters),
+            }
+        ],
+    }
+
+
+def training_job_request(cfg: Config, loc: JobLocations, job_name: str, hyperparameters: dict[str, str]) -> dict:
+    """CreateTrainingJob for the final retrain with `hyperparameters` (usually static + tuned).
+
+    The static hyperparameters are merged underneath, and `debugger` always follows
+    cfg.debugger.mode so that the hyperparameter and the Debug* fields cannot disagree."""
+    _check_name("training job", job_name, _JOB_NAME, 63)
+    bad = {k: v for k, v in hyperparameters.items() if not isinstance(k, str) or not isinstance(v, str)}
+    if bad:
+        raise ValueError(f"hyperparameter names and values must be strings (SageMaker passes strings): {bad!r}")
+    request = {
+        "TrainingJobName": job_name,
+        "HyperParameters": {**static_hyperparameters(cfg, loc), **hyperparameters, "debugger": cfg.debugger.mode},
+        **_job_definition(cfg, loc, cfg.training.instance_type),
+        "CheckpointConfig": {"S3Uri": checkpoint_uri(loc, job_name), "LocalPath": CHECKPOINT_LOCAL_PATH},
+    }
+    if cfg.debugger.mode == "managed":
+        request.update(_managed_debugger(cfg, loc))
+    return request
+
+
+def model_request(cfg: Config, loc: JobLocations, model_name: str, model_data_url: str) -> dict:
+    """CreateModel: the PyTorch inference image running model.tar.gz's code/inference.py."""
+    _check_name("model", model_name, _MODEL_NAME, 63)
+    environment = {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": CONTAINER_LOG_LEVEL,
+        "SAGEMAKER_REGION": loc.region,
+        "TOP_K": str(cfg.endpoint.top_k),
+    }
+    if cfg.endpoint.mode == "serverless":
+        # One worker per serverless instance: memory is small and concurrency scales instances.
+        environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = "1"
+    return {
+        "ModelName": model_name,
+        "PrimaryContainer": {
+            "Image": images.inference_image(cfg, loc.region),
+            "Mode": "SingleModel",
+            "ModelDataUrl": model_data_url,
+            "Environment": environment,
+        },
+        "ExecutionRoleArn": loc.role_arn,
+        # Serverless endpoints do not support network isolation (Serverless Inference feature exclusions).
+        "EnableNetworkIsolation": cfg.training.network_isolation and cfg.endpoint.mode == "realtime",
+    }
+
+
+def endpoint_config_request(
+    cfg: Config, config_name: str, model_name: str, *, data_capture_uri: str | None = None
+) -> dict:
+    """CreateEndpointConfig: one serverless or real-time variant.
+
+    Data capture and the storage-volume KMS key apply to real-time variants only: serverless
+    endpoints have neither data capture nor an ML storage volume."""
+    _check_name("endpoint config", config_name, _JOB_NAME, 63)
+    _check_name("model", model_name, _MODEL_NAME, 63)
+    ep = cfg.endpoint
+    variant: dict = {"VariantName": VARIANT_NAME, "ModelName": model_name}
+    request: dict = {"EndpointConfigName": config_name, "ProductionVariants": [variant]}
+    if ep.mode == "serverless":
+        variant["ServerlessConfig"] = {"MemorySizeInMB": ep.memory_mb, "MaxConcurrency": ep.max_concurrency}
+        return request
+    variant.update(
+        {"InstanceType": ep.instance_type, "InitialInstanceCount": ep.initial_instance_count, "InitialVariantWeight": 1.0}
+    )
+    if cfg.kms_key_arn and _supports_volume_kms(ep.instance_type):
+        request["KmsKeyId"] = cfg.kms_key_arn
+    if ep.data_capture_percent > 0:
+        if not data_capture_uri:
+            raise ValueError("endpoint.data_capture_percent > 0 needs a data capture S3 URI")
+        capture = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": ep.data_capture_percent,
+            "DestinationS3Uri": data_capture_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+        }
+        if cfg.kms_key_arn:
+            capture["KmsKeyId"] = cfg.kms_key_arn
+        request["DataCaptureConfig"] = capture
+    return request

@@ -1,0 +1,243 @@
+"""The three IAM roles, each with only what its principal does. No managed *FullAccess policies,
+no wildcard actions; a resource is `*` only where the action has no resource-level permissions.
+
+- SageMaker execution role: training jobs, tuning trials, rule jobs and the endpoint's model.
+- State-machine role: create/describe/stop this stack's jobs and endpoint, pass the SageMaker
+  role to SageMaker only, the EventBridge rules `.sync` relies on, endpoint auto scaling.
+- Front-door role (Lambda): invoke and describe the one endpoint.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from infra import endpoint_scaling
+from infra.config import Config
+from infra.state_machine import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
+from infra.storage import Storage
+
+_ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+#: The managed rules `.sync` integrations create in the account (Step Functions developer guide,
+#: "IAM policies for SageMaker"): they forward job state changes to Step Functions.
+SYNC_EVENT_RULES = (
+    "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+    "StepFunctionsGetEventsForSageMakerTuningJobsRule",
+)
+
+
+def ecr_repository_arns(stack: Stack, image_uris: Iterable[str]) -> list[str]:
+    """Repository ARNs of the ECR images the jobs pull (AWS's Deep Learning Containers live in
+    AWS-owned accounts, one per region); non-ECR images are pulled without IAM."""
+    arns = set()
+    for uri in image_uris:
+        match = _ECR_IMAGE.match(uri)
+        if match:
+            account, region, repository = match.groups()
+            arns.add(f"arn:{stack.partition}:ecr:{region}:{account}:repository/{repository}")
+    return sorted(arns)
+
+
+def _sagemaker_arn(stack: Stack, resource: str, name: str) -> str:
+    return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+
+def _kms_statement(key: kms.IKey, *actions: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=list(actions), resources=[key.key_arn])
+
+
+def _kms_grant_statement(key: kms.IKey) -> iam.PolicyStatement:
+    """CreateGrant, only for AWS services (encrypted training volumes and endpoint storage)."""
+    return iam.PolicyStatement(
+        actions=["kms:CreateGrant"],
+        resources=[key.key_arn],
+        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
+
+
+def sagemaker_execution_role(
+    scope: Construct,
+    construct_id: str,
+    *,
+    cfg: Config,
+    storage: Storage,
+    source_bundle: s3_assets.Asset,
+    image_uris: Iterable[str],
+) -> iam.Role:
+    stack = Stack.of(scope)
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+        description=f"{cfg.name}: SageMaker training, tuning, rule jobs and the endpoint model",
+    )
+    bucket = storage.bucket
+    writable = [storage.object_arn(f"{OUTPUT_PREFIX}/"), storage.object_arn(f"{DATA_CAPTURE_PREFIX}/")]
+    statements = [
+        iam.PolicyStatement(sid="ListDataBucket", actions=["s3:ListBucket", "s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
+        iam.PolicyStatement(sid="ReadDataAndArtifacts", actions=["s3:GetObject"], resources=[storage.object_arn("")]),
+        iam.PolicyStatement(
+            sid="WriteRunOutput",
+            actions=["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            resources=writable,
+        ),
+        iam.PolicyStatement(
+            sid="ReadSourceBundle",
+            actions=["s3:GetObject"],
+            resources=[source_bundle.bucket.arn_for_objects(source_bundle.s3_object_key)],
+        ),
+        iam.PolicyStatement(
+            sid="PullImages",
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            resources=ecr_repository_arns(stack, image_uris),
+        ),
+        iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+        iam.PolicyStatement(
+            sid="JobLogs",
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[stack.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/*", arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+        ),
+        iam.PolicyStatement(
+            sid="JobMetrics",
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        ),
+    ]
+    if storage.key:
+        statements += [
+            _kms_statement(storage.key, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"),
+            _kms_grant_statement(storage.key),
+        ]
+    for statement in statements:
+        role.add_to_policy(statement)
+    return role
+
+
+def state_machine_role(scope: Construct, construct_id: str, *, cfg: Config, sagemaker_role: iam.IRole, key: kms.IKey | None) -> iam.Role:
+    stack = Stack.of(scope)
+    prefix = f"{cfg.name}-*"
+    endpoint = endpoint_name(cfg)
+    endpoint_arn = _sagemaker_arn(stack, "endpoint", endpoint)
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+        description=f"{cfg.name}: the pipeline state machine",
+    )
+    statements = [
+        iam.PolicyStatement(
+            sid="TuningJobs",
+            actions=[
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:StopHyperParameterTuningJob",
+                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                "sagemaker:AddTags",
+            ],
+            resources=[_sagemaker_arn(stack, "hyper-parameter-tuning-job", prefix)],
+        ),
+        iam.PolicyStatement(
+            sid="TrainingJobs",
+            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
+            resources=[_sagemaker_arn(stack, "training-job", prefix)],
+        ),
+        iam.PolicyStatement(
+            sid="ModelsAndConfigs",
+            actions=["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:AddTags"],
+            resources=[_sagemaker_arn(stack, "model", prefix), _sagemaker_arn(stack, "endpoint-config", prefix)],
+        ),
+        iam.PolicyStatement(
+            sid="Endpoint",
+            actions=["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:AddTags"],
+            resources=[endpoint_arn, _sagemaker_arn(stack, "endpoint-config", prefix)],
+        ),
+        iam.PolicyStatement(
+            sid="PassSageMakerRole",
+            actions=["iam:PassRole"],
+            resources=[sagemaker_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        iam.PolicyStatement(
+            sid="SyncEventRules",
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[stack.format_arn(service="events", resource="rule", resource_name=name) for name in SYNC_EVENT_RULES],
+        ),
+    ]
+    if cfg.endpoint.mode == "realtime":
+        statements += _scaling_statements(stack, endpoint, endpoint_arn)
+    if key:
+        statements += [_kms_statement(key, "kms:DescribeKey"), _kms_grant_statement(key)]
+    for statement in statements:
+        role.add_to_policy(statement)
+    return role
+
+
+def _scaling_statements(stack: Stack, endpoint: str, endpoint_arn: str) -> list[iam.PolicyStatement]:
+    """What registering target tracking on the endpoint takes (SageMaker developer guide,
+    "Prerequisites" of endpoint auto scaling): the Application Auto Scaling calls, the endpoint
+    reads and capacity updates it makes on the caller's behalf, its alarms, its service-linked role."""
+    return [
+        iam.PolicyStatement(
+            sid="EndpointScaling",
+            actions=[
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingPolicies",
+            ],
+            # Scalable-target ARNs carry a generated id, unknown before registration.
+            resources=["*"],
+            conditions={"StringEquals": {"application-autoscaling:service-namespace": endpoint_scaling.SERVICE_NAMESPACE}},
+        ),
+        iam.PolicyStatement(
+            sid="ScalingEndpointAccess",
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpointWeightsAndCapacities"],
+            resources=[endpoint_arn],
+        ),
+        iam.PolicyStatement(
+            sid="ScalingAlarms",
+            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            resources=[stack.format_arn(service="cloudwatch", resource="alarm", resource_name=f"TargetTracking-endpoint/{endpoint}/*", arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+        ),
+        iam.PolicyStatement(
+            sid="ScalingServiceLinkedRole",
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=[
+                stack.format_arn(
+                    service="iam",
+                    region="",
+                    resource="role",
+                    resource_name="aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpointVariant",
+                )
+            ],
+            conditions={"StringLike": {"iam:AWSServiceName": endpoint_scaling.SERVICE_LINKED_ROLE_SERVICE}},
+        ),
+    ]
+
+
+def front_door_role(scope: Construct, construct_id: str, *, cfg: Config) -> iam.Role:
+    """The Lambda's role: InvokeEndpoint (POST /predict) and DescribeEndpoint (GET /health) on the
+    one endpoint. Its log group grant is added where the log group is made (infra/api.py)."""
+    stack = Stack.of(scope)
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"{cfg.name}: API front door Lambda",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="InvokeTheEndpoint",
+            actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+            resources=[_sagemaker_arn(stack, "endpoint", endpoint_name(cfg))],
+        )
+    )
+    return role

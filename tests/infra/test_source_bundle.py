@@ -1,0 +1,88 @@
+"""The training source bundle: a deterministic tar.gz the SageMaker training toolkit can extract."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+from sagemaker_training.files import download_and_extract
+
+from infra.source_bundle import REPO_ROOT, build_source_bundle
+
+
+def _names(bundle: Path) -> list[str]:
+    with tarfile.open(bundle, "r:gz") as tar:
+        return tar.getnames()
+
+
+def _fake_repo(root: Path) -> Path:
+    for name, text in {
+        "training/train.py": "print('train')\n",
+        "training/metrics.py": "X = 1\n",
+        "training/requirements.txt": "smdebug==1.0.34\n",
+        "training/__pycache__/train.cpython-311.pyc": "junk",
+        "training/notes.md": "not code",
+        "serving/preprocess.py": "Y = 2\n",
+        "serving/frontdoor/app.py": "def handler(e, c): ...\n",
+        "imgclf/cli.py": "Z = 3\n",
+    }.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_the_bundle_is_a_gzipped_tar_the_training_toolkit_extracts(tmp_path):
+    bundle = build_source_bundle(tmp_path / "out")
+    download_and_extract(str(bundle), str(tmp_path / "code"))
+    assert (tmp_path / "code" / "training" / "train.py").is_file()
+    assert (tmp_path / "code" / "serving" / "preprocess.py").is_file()
+
+
+def test_the_root_requirements_equal_the_training_requirements(tmp_path):
+    with tarfile.open(build_source_bundle(tmp_path), "r:gz") as tar:
+        requirements = tar.extractfile("requirements.txt").read()
+    assert requirements == (REPO_ROOT / "training" / "requirements.txt").read_bytes()
+
+
+def test_only_top_level_modules_of_training_and_serving_are_bundled(tmp_path):
+    bundle = build_source_bundle(tmp_path / "out", root=_fake_repo(tmp_path / "repo"))
+    assert _names(bundle) == [
+        "serving",
+        "training",
+        "requirements.txt",
+        "serving/preprocess.py",
+        "training/metrics.py",
+        "training/train.py",
+    ]
+
+
+def test_entries_carry_no_time_owner_or_local_mode(tmp_path):
+    with tarfile.open(build_source_bundle(tmp_path), "r:gz") as tar:
+        members = tar.getmembers()
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, 0, "", "")}
+    assert {m.mode for m in members if m.isfile()} == {0o644}
+
+
+def test_two_builds_are_byte_identical_even_after_files_are_touched(tmp_path):
+    repo = _fake_repo(tmp_path / "repo")
+    first = build_source_bundle(tmp_path / "a", root=repo).read_bytes()
+    os.utime(repo / "training" / "train.py", (1_700_000_000, 1_700_000_000))
+    second = build_source_bundle(tmp_path / "b", root=repo).read_bytes()
+    assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
+
+
+def test_a_code_change_changes_the_bundle(tmp_path):
+    repo = _fake_repo(tmp_path / "repo")
+    first = build_source_bundle(tmp_path / "a", root=repo).read_bytes()
+    (repo / "training" / "train.py").write_text("print('changed')\n")
+    assert build_source_bundle(tmp_path / "b", root=repo).read_bytes() != first
+
+
+def test_a_missing_training_requirements_file_is_a_clear_error(tmp_path):
+    repo = _fake_repo(tmp_path / "repo")
+    (repo / "training" / "requirements.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="requirements.txt"):
+        build_source_bundle(tmp_path / "out", root=repo)

@@ -1,0 +1,56 @@
+"""The state machine resource, its logs, tracing and failure alerts, and the stack outputs."""
+from __future__ import annotations
+
+import json
+
+
+def test_the_state_machine_logs_everything_to_its_log_group(default):
+    logging = default.only("AWS::StepFunctions::StateMachine")["Properties"]["LoggingConfiguration"]
+    assert logging["Level"] == "ALL"
+    assert logging["IncludeExecutionData"] is True
+    log_group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert default.template["Resources"][log_group]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_the_state_machine_is_traced(default):
+    assert default.only("AWS::StepFunctions::StateMachine")["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_failed_timed_out_and_aborted_runs_alert_the_topic(default):
+    rule = default.only("AWS::Events::Rule")["Properties"]
+    assert rule["EventPattern"]["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    (topic_id,) = default.resources("AWS::SNS::Topic")
+    assert rule["Targets"][0]["Arn"] == {"Ref": topic_id}
+
+
+def test_the_alerts_topic_is_kms_encrypted_and_ssl_only(default):
+    topic = default.only("AWS::SNS::Topic")["Properties"]
+    assert topic["KmsMasterKeyId"]["Fn::GetAtt"][1] == "Arn"
+    policy = json.dumps(default.only("AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"])
+    assert '"aws:SecureTransport": "false"' in policy
+
+
+def test_the_alerts_key_lets_eventbridge_publish(default):
+    key = default.only("AWS::KMS::Key")["Properties"]
+    assert key["EnableKeyRotation"] is True
+    assert any(
+        s.get("Principal") == {"Service": "events.amazonaws.com"} for s in key["KeyPolicy"]["Statement"]
+    )
+
+
+def test_the_stack_outputs_what_the_cli_needs(default):
+    assert {"ApiUrl", "StateMachineArn", "BucketName", "EndpointName", "ApiKeyId"} <= set(default.template["Outputs"])
+    assert default.template["Outputs"]["EndpointName"]["Value"] == "imgclf-endpoint"
+
+
+def test_no_api_key_output_with_iam_auth(realtime):
+    assert "ApiKeyId" not in realtime.template["Outputs"]
+
+
+def test_the_endpoint_is_created_by_the_state_machine_not_by_cloudformation(realtime):
+    assert not realtime.resources("AWS::SageMaker::Endpoint")
+    assert not realtime.resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    states = realtime.definition["States"]
+    assert states["PutScalingPolicy"]["Parameters"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"] == {
+        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+    }

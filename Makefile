@@ -20,6 +20,21 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt training/requirements.txt 
 	$(PIP) install -q --no-deps -e .
 	touch $@
 
+# The inference container's serving stack, TorchServe + sagemaker-pytorch-inference, for the serving
+# test that runs it. A venv of its own, because sagemaker-pytorch-inference ships its own copy of
+# sagemaker_inference; torch and the other large packages come from $(VENV) through a .pth file,
+# which site appends after this venv's own site-packages, so that this venv's packages win.
+TS_VENV := .venv-torchserve
+TS_PY := $(TS_VENV)/bin/python
+$(TS_VENV)/.stamp: $(VENV)/.stamp
+	$(PY) -m venv --clear $(TS_VENV)
+	$(TS_PY) -m pip --disable-pip-version-check --no-input install -q --no-deps torchserve==0.12.0 \
+		sagemaker-pytorch-inference==2.0.25 retrying==1.4.2 six==1.17.0 PyYAML==6.0.4 psutil==7.2.2 \
+		packaging==26.3 wheel==0.48.0 "setuptools<81"
+	$(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))" \
+		> "$$($(TS_PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))")/zz_main_venv.pth"
+	touch $@
+
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -27,7 +42,7 @@ node_modules/.stamp: package.json package-lock.json
 demo: setup
 	$(VENV)/bin/imgclf local run --demo
 
-test: setup
+test: setup $(TS_VENV)/.stamp
 	$(PY) -m pytest
 
 clean:

@@ -30,6 +30,8 @@ POWERTOOLS_PARAMETER = "/aws/service/powertools/python/arm64/python3.14/latest"
 BINARY_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
 #: API Gateway's default integration timeout; the Lambda's SageMaker read timeout stays below it.
 TIMEOUT = Duration.seconds(29)
+#: Serverless endpoints take at most 4 MB per request (real-time: 6 MB, above the Lambda's own cap).
+SERVERLESS_MAX_PAYLOAD_BYTES = 4_000_000
 STAGE = "prod"
 METRICS_NAMESPACE = "imgclf"
 
@@ -88,12 +90,14 @@ class FrontDoor(Construct):
             memory_size=256,
             timeout=TIMEOUT,
             tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrent_executions=cfg.api.reserved_concurrency,
             environment={
                 "ENDPOINT_NAME": endpoint_name(cfg),
-                "MAX_BODY_BYTES": str(cfg.api.max_body_bytes),
+                "MAX_BODY_BYTES": str(max_body_bytes(cfg)),
                 "TOP_K": str(cfg.endpoint.top_k),
                 "POWERTOOLS_SERVICE_NAME": f"{cfg.name}-frontdoor",
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "CORS_ORIGINS": ",".join(cfg.api.cors_origins),
             },
         )
 
@@ -145,3 +149,10 @@ class FrontDoor(Construct):
         key = self.api.add_api_key("ApiKey", api_key_name=f"{cfg.name}-key")
         plan.add_api_key(key)
         return key
+
+
+def max_body_bytes(cfg: Config) -> int:
+    """The largest image the front door forwards: the configured cap, within what the endpoint takes."""
+    if cfg.endpoint.mode == "serverless":
+        return min(cfg.api.max_body_bytes, SERVERLESS_MAX_PAYLOAD_BYTES)
+    return cfg.api.max_body_bytes

@@ -139,6 +139,9 @@ class ApiConfig(_Section):
     burst_limit: int = Field(20, ge=1, le=5000)
     quota_per_day: int = Field(10000, ge=1)
     cors_origins: tuple[str, ...] = ()
+    reserved_concurrency: int | None = Field(
+        None, ge=1, le=1000, description="Reserved concurrency of the front-door Lambda; None shares the account pool."
+    )
     max_body_bytes: int = Field(
         4_400_000,
         ge=1,
@@ -157,6 +160,9 @@ class Config(_Section):
     kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
     training_image: str | None = Field(None, description="Overrides the resolved training image URI.")
     inference_image: str | None = Field(None, description="Overrides the resolved inference image URI.")
+    log_execution_data: bool = Field(
+        True, description="Log state inputs and outputs (job names, metrics; never image data) with each execution."
+    )
     tuning: TuningConfig = TuningConfig()
     training: TrainingConfig = TrainingConfig()
     debugger: DebuggerConfig = DebuggerConfig()

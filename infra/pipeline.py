@@ -65,7 +65,7 @@ class Pipeline(Construct):
             definition_body=sfn.DefinitionBody.from_string(stack.to_json_string(definition)),
             role=role,
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=cfg.log_execution_data),
             timeout=Duration.seconds(definition["TimeoutSeconds"]),
         )
         self.alerts = self._alerts(cfg)

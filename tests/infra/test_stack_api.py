@@ -67,8 +67,18 @@ def test_the_lambda_runs_the_front_door_with_its_environment(default):
     assert fn["TracingConfig"] == {"Mode": "Active"}
     env = fn["Environment"]["Variables"]
     assert env["ENDPOINT_NAME"] == "imgclf-endpoint"
-    assert env["MAX_BODY_BYTES"] == str(default.cfg.api.max_body_bytes)
-    assert set(env) >= {"TOP_K", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+    assert set(env) >= {"TOP_K", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "CORS_ORIGINS"}
+
+
+def test_a_serverless_endpoint_caps_the_body_at_its_4_mb_payload_limit(default):
+    env = default.only("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    assert default.cfg.api.max_body_bytes > 4_000_000
+    assert env["MAX_BODY_BYTES"] == "4000000"
+
+
+def test_a_realtime_endpoint_keeps_the_configured_body_cap(realtime):
+    env = realtime.only("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    assert env["MAX_BODY_BYTES"] == str(realtime.cfg.api.max_body_bytes)
 
 
 def test_powertools_comes_from_awss_public_ssm_parameter(default):

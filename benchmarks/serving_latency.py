@@ -1,0 +1,129 @@
+"""Serving latency at batch 1, on one model, along three nested paths:
+
+  forward    the bare model forward on a ready tensor (the floor)
+  handler    input_fn + predict_fn + output_fn on the request bytes (what the container adds)
+  frontdoor  the Lambda handler on an API Gateway event, through boto3 and HTTP to a local
+             endpoint on 127.0.0.1 that runs the handlers in the inference toolkit
+
+It prints p50/p99 per path, the ratios handler/forward and frontdoor/handler, and where the
+handler's extra time goes (decode, transform, output). The three paths are timed in turn within
+each iteration, so that load from other processes hits them alike.
+
+    python benchmarks/serving_latency.py --image-size 224 --iterations 50
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests" / "serving")]  # the test model dir and endpoint
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=224, help="the model's input size (model-meta image_size)")
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--photo", default="coffee", help="scikit-image photo to send (coffee is 600x400)")
+    parser.add_argument("--photo-side", type=int, default=0, help="resize the photo's long side to this (0: as shipped)")
+    parser.add_argument("--format", default="JPEG", choices=["JPEG", "PNG", "WEBP"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    return parser.parse_args(argv)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+    from PIL import Image
+    from skimage import data as skdata
+
+    import hostile_corpus
+    from api_events import LambdaContext, proxy_event
+    from endpoint_server import EndpointServer
+    from model_dirs import build_model_dir
+    from toolkit_harness import HandlerService
+
+    from serving import inference
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    photo = Image.fromarray(getattr(skdata, args.photo)()).convert("RGB")
+    if args.photo_side:
+        scale = args.photo_side / max(photo.size)
+        photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.BICUBIC)
+    body = hostile_corpus.encode(photo, args.format, **({"quality": 90} if args.format != "PNG" else {}))
+    content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[args.format]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_model_dir(Path(tmp) / "model", image_size=args.image_size)
+        model = inference.model_fn(str(model_dir))
+        batch = model.transform(photo).unsqueeze(0).to(model.device)
+        sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+
+        def forward():
+            with torch.inference_mode():
+                model.network(batch)
+            sync()
+
+        def handler():
+            image = inference.input_fn(body, content_type)
+            inference.output_fn(inference.predict_fn(image, model), "application/json")
+
+        service = HandlerService(model_dir)
+        with EndpointServer(service, "bench") as endpoint:
+            os.environ.update(
+                ENDPOINT_NAME="bench", AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench",
+                AWS_SECRET_ACCESS_KEY="bench", AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint.url,
+                POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true",
+            )
+            from serving.frontdoor import app
+
+            def frontdoor():
+                answer = app.handler(proxy_event(body, content_type), LambdaContext())
+                assert answer["statusCode"] == 200, answer["body"]
+
+            stages = {
+                "decode": lambda: inference.input_fn(body, content_type),
+                "transform": lambda: model.transform(inference.input_fn(body, content_type)),
+            }
+            paths = {"forward": forward, "handler": handler, "frontdoor": frontdoor}
+            for _ in range(args.warmup):
+                for fn in (*paths.values(), *stages.values()):
+                    fn()
+            times: dict[str, list[float]] = {name: [] for name in (*paths, *stages)}
+            for _ in range(args.iterations):
+                for name, fn in (*paths.items(), *stages.items()):
+                    times[name].append(timed(fn))
+
+    p50 = {name: statistics.median(values) for name, values in times.items()}
+    print(f"device={model.device} torch_threads={torch.get_num_threads()} image_size={args.image_size} "
+          f"photo={args.photo} {photo.width}x{photo.height} {args.format} {len(body):,} bytes "
+          f"iterations={args.iterations}")
+    for name, values in times.items():
+        print(f"{name:>10}: p50 {p50[name]:8.2f} ms   p99 {percentile(values, 99):8.2f} ms")
+    print(f"handler/forward   = {p50['handler'] / p50['forward']:.3f} (p50; target <= 1.10 at 224 px)")
+    print(f"frontdoor/handler = {p50['frontdoor'] / p50['handler']:.3f} (p50)")
+    print(f"handler overhead  = {p50['handler'] - p50['forward']:.2f} ms, of which decode {p50['decode']:.2f} ms, "
+          f"decode+transform {p50['transform']:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

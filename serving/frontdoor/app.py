@@ -1,0 +1,245 @@
+"""Lambda handler: `POST /predict` with raw image bytes, `GET /health` with the endpoint status.
+
+Checks that cost nothing (content type, empty body, size, top_k) run before InvokeEndpoint is
+called. Every answer carries the API Gateway request id (`X-Request-Id` header and `request_id`
+in the body), which is also the correlation id of every log line.
+
+Env: ENDPOINT_NAME (required), MAX_BODY_BYTES (raw bytes, default 4,400,000), TOP_K (optional
+default, else the model's), POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE. boto3 honours
+AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, which points the unchanged code at a local endpoint.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import os
+import re
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import ApiError, from_endpoint_failure
+
+ACCEPTED_CONTENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "application/x-image",
+    "application/octet-stream",
+)
+DEFAULT_MAX_BODY_BYTES = 4_400_000  # Lambda's 6 MB sync payload, after base64
+MAX_TOP_K = 1000
+# API Gateway gives up after 29 s. Two attempts of (2 s connect + 11 s read) plus the standard
+# mode's first backoff (at most 1 s) stay under it, so the caller gets our 504, not the gateway's.
+RUNTIME_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=11,
+    retries={"total_max_attempts": 2, "mode": "standard"},
+)
+CONTROL_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 2, "mode": "standard"})
+
+# Defaults keep a front door without the Powertools env (a local run) working: Metrics refuses to
+# flush without a namespace.
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "imgclf-frontdoor")
+tracer = Tracer()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "imgclf")
+
+
+def _cors() -> CORSConfig | None:
+    """CORS headers for the origins in CORS_ORIGINS (comma-separated; the stack sets it from
+    `api.cors_origins`); none when it is empty, so browsers from other sites are refused."""
+    origins = [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
+    if not origins:
+        return None
+    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], expose_headers=["X-Request-Id"])
+
+
+app = APIGatewayRestResolver(cors=_cors())
+
+
+@functools.cache
+def runtime_client():
+    """One sagemaker-runtime client per Lambda instance: warm invocations reuse its connections."""
+    return boto3.client("sagemaker-runtime", config=RUNTIME_CONFIG)
+
+
+@functools.cache
+def sagemaker_client():
+    return boto3.client("sagemaker", config=CONTROL_CONFIG)
+
+
+@app.post("/predict")
+@tracer.capture_method
+def predict() -> Response:
+    event = app.current_event
+    content_type = _media_type(event.headers.get("content-type"))
+    if content_type not in ACCEPTED_CONTENT_TYPES:
+        raise ApiError(
+            415,
+            f"content type {content_type or '(none)'!r} is not accepted; "
+            f"send the image bytes as one of {', '.join(ACCEPTED_CONTENT_TYPES)}",
+        )
+    body = _body_bytes(event.body, event.is_base64_encoded)
+    limit = _env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+    if len(body) > limit:
+        raise ApiError(413, f"the image is {len(body):,} bytes; the limit is {limit:,} bytes")
+    top_k = _top_k(event.query_string_parameters)
+
+    endpoint_name = _endpoint_name()
+    request = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type, "Accept": "application/json"}
+    if top_k is not None:
+        request["CustomAttributes"] = f"top_k={top_k}"
+    started = time.perf_counter()
+    try:
+        answer = runtime_client().invoke_endpoint(**request)
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("endpoint call failed", extra={"endpoint": endpoint_name, "failure": _describe(error)})
+        raise from_endpoint_failure(error, endpoint_name) from None
+    finally:
+        metrics.add_metric(
+            name="EndpointLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+    try:
+        result = json.loads(answer["Body"].read())
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        logger.error("endpoint answered with something other than a JSON object", extra={"endpoint": endpoint_name})
+        raise ApiError(502, "the model answered with something that is not a prediction")
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+    logger.info("predicted", extra={"bytes": len(body), "content_type": content_type, "top_k": result.get("top_k")})
+    return _json_response(200, result)
+
+
+@app.get("/health")
+@tracer.capture_method
+def health() -> Response:
+    """The endpoint's status from DescribeEndpoint, without invoking the model."""
+    endpoint_name = _endpoint_name()
+    try:
+        status = sagemaker_client().describe_endpoint(EndpointName=endpoint_name)["EndpointStatus"]
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("AccessDeniedException", "AccessDenied"):
+            logger.warning("not allowed to describe the endpoint", extra={"endpoint": endpoint_name})
+            return _json_response(200, {"endpoint": endpoint_name, "status": "Unknown", "detail": "not allowed to describe the endpoint"})
+        if code == "ValidationException":
+            return _json_response(503, {"endpoint": endpoint_name, "status": "NotFound"})
+        logger.warning("describe endpoint failed", extra={"endpoint": endpoint_name, "failure": _describe(error)})
+        raise ApiError(503, "the endpoint status cannot be read right now") from None
+    except BotoCoreError as error:
+        logger.warning("describe endpoint failed", extra={"endpoint": endpoint_name, "failure": _describe(error)})
+        raise ApiError(503, "the endpoint status cannot be read right now") from None
+    return _json_response(200 if status == "InService" else 503, {"endpoint": endpoint_name, "status": status})
+
+
+@app.exception_handler(ApiError)
+def _api_error(error: ApiError) -> Response:
+    return _error_response(error)
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response:
+    logger.exception("unexpected failure")  # the trace goes to the log, never to the caller
+    return _error_response(ApiError(500, "internal error; quote the request id when reporting it"))
+
+
+@app.not_found
+def _no_route(_error: Exception) -> Response:
+    event = app.current_event
+    return _error_response(
+        ApiError(404, f"no route {event.http_method} {event.path}; use POST /predict", code="not_found")
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    started = time.perf_counter()
+    response = app.resolve(event, context)
+    metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+    return response
+
+
+def _error_response(error: ApiError) -> Response:
+    logger.info("refused", extra={"status": error.status, "code": error.code, "reason": error.message})
+    with single_metric(
+        name="Errors",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+        default_dimensions=metrics.default_dimensions,
+    ) as metric:
+        metric.add_dimension(name="code", value=error.code)
+    return _json_response(error.status, {"error": {"code": error.code, "message": error.message}})
+
+
+def _json_response(status: int, payload: dict[str, Any]) -> Response:
+    request_id = _request_id()
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({**payload, "request_id": request_id}),
+        headers={"X-Request-Id": request_id},
+    )
+
+
+def _request_id() -> str:
+    return app.current_event.request_context.request_id or "unknown"
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _body_bytes(body: str | None, is_base64_encoded: bool | None) -> bytes:
+    if not body:
+        raise ApiError(400, "the body is empty; send the image bytes", code="empty_body")
+    if not is_base64_encoded:
+        # API Gateway base64-encodes every binaryMediaTypes body; text here means the bytes were
+        # already mangled (or the caller sent text), so no image can be recovered from it.
+        raise ApiError(400, "the body arrived as text, not as binary image bytes", code="invalid_body")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "the body is not valid base64", code="invalid_body") from None
+
+
+def _top_k(query: dict[str, str] | None) -> int | None:
+    """The caller's `?top_k=`, else the deployment's TOP_K, else None (the model's default)."""
+    raw = (query or {}).get("top_k")
+    if raw is None:
+        configured = os.environ.get("TOP_K", "")
+        return int(configured) if configured.strip() else None
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_TOP_K:
+        raise ApiError(400, f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw[:20]!r}", code="invalid_parameter")
+    return int(raw)
+
+
+def _endpoint_name() -> str:
+    name = os.environ.get("ENDPOINT_NAME", "")
+    if not name:
+        raise RuntimeError("ENDPOINT_NAME is not set")  # a deployment fault: logged, answered as 500
+    return name
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return f"{error.response.get('Error', {}).get('Code')}: {error.response.get('Error', {}).get('Message')}"
+    return f"{type(error).__name__}: {error}"

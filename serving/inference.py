@@ -1,0 +1,236 @@
+"""SageMaker PyTorch inference handlers: raw image bytes in, JSON top-k labels out.
+
+The inference toolkit (sagemaker-inference, run by TorchServe in the container) imports this
+module as `inference` from `model_dir/code` and calls model_fn once, then per request
+input_fn -> predict_fn -> output_fn. Request errors are typed (serving.errors) so that the toolkit
+answers with their status code instead of a 500.
+
+- input_fn turns the body into a checked RGB image (serving.image_decode). It cannot see the
+  model, so the model-specific step, the shared eval transform at the model's image size, runs
+  at the start of predict_fn.
+- top-k comes from the request's `X-Amzn-SageMaker-Custom-Attributes: top_k=N` (InvokeEndpoint's
+  CustomAttributes, the one free-form header SageMaker forwards to the container), else from the
+  env var TOP_K, else 3.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+if __name__ == "inference":
+    # Loaded from model_dir/code by the container. TorchServe puts the handler's folder,
+    # sagemaker_pytorch_serving_container/, ahead of code/ on sys.path, and that folder holds a
+    # `serving.py`: without this, `import serving` below finds the toolkit's module, not code/serving/.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from serving.architecture import build_classifier  # noqa: E402
+from serving.errors import InvalidParameter, ModelFileError, NotAcceptable  # noqa: E402
+from serving.image_decode import (  # noqa: E402
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    decode_image,
+    env_int,
+    media_type,
+)
+from serving.preprocess import eval_transform  # noqa: E402
+
+META_FILE = "model-meta.json"
+CLASSES_FILE = "classes.json"
+WEIGHTS_FILE = "model.pth"
+META_KEYS = ("arch", "num_classes", "image_size", "model_version")
+DEFAULT_TOP_K = 3
+CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What model_fn hands the toolkit: the network plus everything needed to read its output."""
+
+    network: torch.nn.Module
+    classes: tuple[str, ...]
+    meta: dict[str, Any]
+    transform: Callable[[Image.Image], torch.Tensor]
+    device: torch.device
+    default_top_k: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Softmax probabilities over all classes (CPU, 1-D), with the model that produced them."""
+
+    probabilities: torch.Tensor
+    model: LoadedModel
+
+
+def model_fn(model_dir: str) -> LoadedModel:
+    root = Path(model_dir)
+    meta = _read_meta(root / META_FILE)
+    classes = _read_classes(root / CLASSES_FILE, meta["num_classes"])
+    try:
+        network = build_classifier(meta["arch"], meta["num_classes"])
+    except ValueError as error:
+        raise ModelFileError(f"{META_FILE}: {error}") from None
+    network.load_state_dict(_read_state_dict(root / WEIGHTS_FILE, network, meta))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    network.to(device).eval()
+    # Bad settings fail here, at load, and not on the first request.
+    default_top_k = env_int("TOP_K", DEFAULT_TOP_K)
+    _limits()
+    with torch.inference_mode():  # the first forward pays one-off allocation costs: not a request
+        network(torch.zeros(1, 3, meta["image_size"], meta["image_size"], device=device))
+    return LoadedModel(
+        network=network,
+        classes=classes,
+        meta=meta,
+        transform=eval_transform(meta["image_size"]),
+        device=device,
+        default_top_k=default_top_k,
+    )
+
+
+def input_fn(body: bytes | bytearray | str, content_type: str | None) -> Image.Image:
+    if isinstance(body, str):  # the toolkit decodes text/json bodies; the type check refuses them
+        body = body.encode("utf-8")
+    max_body_bytes, max_pixels = _limits()
+    return decode_image(bytes(body), content_type, max_body_bytes, max_pixels)
+
+
+def predict_fn(image: Image.Image, model: LoadedModel) -> Prediction:
+    batch = model.transform(image).unsqueeze(0).to(model.device)
+    with torch.inference_mode():
+        logits = model.network(batch)
+        probabilities = torch.softmax(logits.float(), dim=1)[0].cpu()
+    return Prediction(probabilities=probabilities, model=model)
+
+
+def output_fn(prediction: Prediction, accept: str | None, context: Any = None) -> tuple[str, str]:
+    """JSON top-k. `context` is the model server's request context, which the toolkit passes
+    when the signature has room for it; it carries the request headers (top_k)."""
+    _check_accept(accept)
+    model = prediction.model
+    top_k = min(_requested_top_k(context) or model.default_top_k, len(model.classes))
+    scores, indices = torch.topk(prediction.probabilities, top_k)
+    body = {
+        "model": {"name": model.meta["arch"], "version": model.meta["model_version"]},
+        "top_k": top_k,
+        "predictions": [
+            {"label": model.classes[index], "score": round(float(score), 6)}
+            for score, index in zip(scores.tolist(), indices.tolist())
+        ],
+    }
+    return json.dumps(body), JSON
+
+
+def _limits() -> tuple[int, int]:
+    return (
+        env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        env_int("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+    )
+
+
+def _check_accept(accept: str | None) -> None:
+    wanted = {media_type(part) for part in (accept or "").split(",")}
+    if wanted & {"", JSON, "application/*", "*/*"}:
+        return
+    raise NotAcceptable(f"accept {accept!r} is not served; this model answers {JSON}")
+
+
+def _requested_top_k(context: Any) -> int | None:
+    """top_k from `X-Amzn-SageMaker-Custom-Attributes` (`top_k=5`, maybe among other `k=v`
+    pairs separated by ';' or ','), or None when the request does not set it."""
+    attributes = _request_header(context, CUSTOM_ATTRIBUTES_HEADER)
+    for pair in re.split(r"[;,]", attributes or ""):
+        key, _, value = pair.partition("=")
+        if key.strip().lower() != "top_k":
+            continue
+        value = value.strip()
+        if not re.fullmatch(r"[0-9]{1,6}", value) or int(value) < 1:
+            raise InvalidParameter(f"custom attribute top_k={value!r} must be a positive integer")
+        return int(value)
+    return None
+
+
+def _request_header(context: Any, name: str) -> str | None:
+    """A header of the current request, case-insensitively, from a TorchServe/MMS context."""
+    try:
+        headers = context.request_processor[0].get_request_properties()
+    except (AttributeError, IndexError, TypeError):
+        return None
+    for key, value in (headers or {}).items():
+        key = key.decode() if isinstance(key, bytes) else str(key)
+        if key.lower() == name:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path.name} is missing from the model dir {path.parent}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{path.name} is not valid JSON: {error}") from None
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path.name} must be a JSON object with keys {', '.join(META_KEYS)}")
+    missing = [key for key in META_KEYS if key not in meta]
+    if missing:
+        raise ModelFileError(f"{path.name} lacks {', '.join(missing)}")
+    for key in ("num_classes", "image_size"):
+        if not isinstance(meta[key], int) or isinstance(meta[key], bool) or meta[key] < 1:
+            raise ModelFileError(f"{path.name}: {key} must be a positive integer, got {meta[key]!r}")
+    return meta
+
+
+def _read_classes(path: Path, num_classes: int) -> tuple[str, ...]:
+    classes = _read_json(path)
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        raise ModelFileError(f"{path.name} must be a JSON list of non-empty labels in index order")
+    if len(set(classes)) != len(classes):
+        raise ModelFileError(f"{path.name} has duplicate labels")
+    if len(classes) != num_classes:
+        raise ModelFileError(
+            f"{path.name} has {len(classes)} labels but {META_FILE} says num_classes={num_classes}"
+        )
+    return tuple(classes)
+
+
+def _read_state_dict(path: Path, network: torch.nn.Module, meta: dict[str, Any]) -> dict:
+    if not path.is_file():
+        raise ModelFileError(f"{path.name} is missing from the model dir {path.parent}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - pickle/zip errors of every kind mean "bad file"
+        raise ModelFileError(f"{path.name} is not a loadable state_dict: {error}") from None
+    if not isinstance(state, dict):
+        raise ModelFileError(f"{path.name} holds a {type(state).__name__}, not a state_dict")
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}"
+        for key in expected
+        if key in state and getattr(state[key], "shape", None) != expected[key].shape
+    ]
+    if missing or unexpected or mismatched:
+        details = "; ".join(
+            f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+            for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", mismatched))
+            if items
+        )
+        raise ModelFileError(
+            f"{path.name} does not match {META_FILE} (arch={meta['arch']}, "
+            f"num_classes={meta['num_classes']}): {details}"
+        )
+    return state

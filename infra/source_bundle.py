@@ -14,8 +14,10 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_NAME = "source.tar.gz"
-#: Packages shipped to the training container: top-level modules only (serving/frontdoor is the Lambda's).
+#: Packages shipped to the training container: top-level modules only (serving/frontdoor is the Lambda's),
+#: and each package's requirements.txt (the trainer copies serving's into the model's code/).
 PACKAGES = ("training", "serving")
+PACKAGE_FILES = ("*.py", "requirements.txt")
 
 
 def bundle_members(root: Path = REPO_ROOT) -> dict[str, Path]:
@@ -23,7 +25,8 @@ def bundle_members(root: Path = REPO_ROOT) -> dict[str, Path]:
     members = {
         f"{package}/{module.name}": module
         for package in PACKAGES
-        for module in sorted((root / package).glob("*.py"))
+        for pattern in PACKAGE_FILES
+        for module in sorted((root / package).glob(pattern))
     }
     requirements = root / "training" / "requirements.txt"
     if not requirements.is_file():

@@ -25,6 +25,7 @@ def _fake_repo(root: Path) -> Path:
         "training/__pycache__/train.cpython-311.pyc": "junk",
         "training/notes.md": "not code",
         "serving/preprocess.py": "Y = 2\n",
+        "serving/requirements.txt": "# empty\n",
         "serving/frontdoor/app.py": "def handler(e, c): ...\n",
         "imgclf/cli.py": "Z = 3\n",
     }.items():
@@ -47,14 +48,16 @@ def test_the_root_requirements_equal_the_training_requirements(tmp_path):
     assert requirements == (REPO_ROOT / "training" / "requirements.txt").read_bytes()
 
 
-def test_only_top_level_modules_of_training_and_serving_are_bundled(tmp_path):
+def test_only_top_level_modules_and_requirements_of_training_and_serving_are_bundled(tmp_path):
     bundle = build_source_bundle(tmp_path / "out", root=_fake_repo(tmp_path / "repo"))
     assert _names(bundle) == [
         "serving",
         "training",
         "requirements.txt",
         "serving/preprocess.py",
+        "serving/requirements.txt",
         "training/metrics.py",
+        "training/requirements.txt",
         "training/train.py",
     ]
 

@@ -1,0 +1,110 @@
+"""Data and paths a person can get wrong: each gives one clear line on stderr and a non-zero exit."""
+from __future__ import annotations
+
+import resource
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from training.data import scan_split
+from training.train import cli
+
+
+def _cli(splits: Path, job: Path, *extra: str) -> int:
+    return cli(["--train", str(splits / "train"), "--valid", str(splits / "valid"), "--test",
+                str(splits / "test"), "--model-dir", str(job / "model"), "--pretrained", "none",
+                "--unfreeze", "all", "--image-size", "32", "--num-workers", "0", "--debugger", "off", *extra])
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+def _break_an_image(path: Path) -> None:
+    path.write_bytes(b"\x89PNG\r\n\x1a\n this is no image")
+
+
+def test_an_empty_train_channel_is_reported(splits_copy, tmp_path, capsys):
+    shutil.rmtree(splits_copy / "train")
+    (splits_copy / "train").mkdir()
+    assert _cli(splits_copy, tmp_path) == 2
+    assert _one_error_line(capsys) == (
+        f"error: train channel {splits_copy / 'train'} is empty: expected one sub-folder of images per class")
+
+
+def test_a_missing_valid_channel_is_reported(splits_copy, tmp_path, capsys):
+    shutil.rmtree(splits_copy / "valid")
+    assert _cli(splits_copy, tmp_path) == 2
+    assert _one_error_line(capsys) == f"error: valid channel {splits_copy / 'valid'} does not exist or is not a folder"
+
+
+def test_a_class_folder_without_images_is_reported_by_name(splits_copy, tmp_path, capsys):
+    for image in (splits_copy / "train" / "cat").iterdir():
+        image.unlink()
+    (splits_copy / "train" / "cat" / "notes.txt").write_text("not an image")
+    assert _cli(splits_copy, tmp_path) == 2
+    assert _one_error_line(capsys).startswith(f"error: train channel: class folder {splits_copy / 'train' / 'cat'} has no images")
+
+
+def test_a_class_folder_whose_images_are_all_unreadable_is_reported(splits_copy, tmp_path, capsys):
+    for image in (splits_copy / "valid" / "cat").iterdir():
+        _break_an_image(image)
+    assert _cli(splits_copy, tmp_path) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: valid channel: class folder {splits_copy / 'valid' / 'cat'} has no readable images"
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_a_split_whose_classes_differ_from_train_names_the_missing_and_extra_classes(splits_copy, tmp_path, capsys, split):
+    (splits_copy / split / "rocket").rename(splits_copy / split / "rockets")
+    assert _cli(splits_copy, tmp_path) == 2
+    assert _one_error_line(capsys) == (
+        f"error: {split} classes differ from train classes: missing ['rocket'], extra ['rockets'] "
+        f"(in {splits_copy / split})")
+
+
+def test_unreadable_image_files_are_skipped_counted_and_warned_about(splits_copy, capsys):
+    broken = sorted((splits_copy / "train" / "coffee").iterdir())[:2]
+    for image in broken:
+        _break_an_image(image)
+    split = scan_split("train", splits_copy / "train")
+    assert split.unreadable == broken and not {p for p, _ in split.samples} & set(broken)
+    assert capsys.readouterr().err.startswith("warning: train channel: skipped 2 unreadable image file(s): ")
+
+
+def test_a_model_dir_that_cannot_be_created_fails_before_training(splits_copy, tmp_path, capsys):
+    (tmp_path / "job").write_text("a file where the job folder should be")
+    assert _cli(splits_copy, tmp_path / "job") == 2
+    assert _one_error_line(capsys) == f"error: --model-dir {tmp_path / 'job' / 'model'} is not writable: Not a directory"
+
+
+def test_a_missing_pretrained_weights_file_is_reported(splits_copy, tmp_path, capsys):
+    assert _cli(splits_copy, tmp_path, "--pretrained", str(tmp_path / "nope.pth")) == 2
+    assert _one_error_line(capsys) == f"error: pretrained weights file {tmp_path / 'nope.pth'} does not exist"
+
+
+def test_the_script_reports_bad_input_without_a_traceback(splits_copy, tmp_path, run_trainer):
+    shutil.rmtree(splits_copy / "test" / "cat")
+    result = run_trainer(splits_copy, tmp_path / "job", "--epochs", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: test classes differ from train classes")
+    assert "Traceback" not in result.stderr
+
+
+def _limit_file_size_to_20_mb():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write then fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20 * 2**20, 20 * 2**20))
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_clear_error_and_leaves_no_partial_file(
+        small_splits, tmp_path, run_trainer):
+    job = tmp_path / "job"
+    result = run_trainer(small_splits, job, "--epochs", "1", preexec_fn=_limit_file_size_to_20_mb)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == \
+        f"error: cannot write {job / 'checkpoints' / 'checkpoint-0001.pth'}: File too large"
+    assert list((job / "checkpoints").iterdir()) == []

@@ -1,0 +1,75 @@
+"""One real training run of train.py on the demo photos (CPU, 32 px, 2 epochs), then what it wrote."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from serving.architecture import build_classifier
+from training.metrics import EPOCH_METRICS, FINAL_METRICS, metric_definitions, parse_metrics
+
+EPOCHS = 2
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory, run_trainer):
+    job = tmp_path_factory.mktemp("e2e") / "job"
+    result = run_trainer(demo_splits, job, "--epochs", str(EPOCHS))
+    assert result.returncode == 0, result.stderr
+    return job, result.stdout
+
+
+def test_the_model_dir_holds_weights_labels_metadata_and_serving_code(trained, demo_splits: Path):
+    job, _ = trained
+    model_dir = job / "model"
+    classes = sorted(p.name for p in (demo_splits / "train").iterdir())
+    assert json.loads((model_dir / "classes.json").read_text()) == classes
+    meta = json.loads((model_dir / "model-meta.json").read_text())
+    assert {k: meta[k] for k in ("arch", "num_classes", "image_size")} == \
+        {"arch": "resnet50", "num_classes": len(classes), "image_size": 32}
+    assert meta["model_version"]
+    code = model_dir / "code"
+    assert (code / "inference.py").read_bytes() == (REPO / "serving" / "inference.py").read_bytes()
+    assert (code / "requirements.txt").is_file()
+    assert (code / "serving" / "preprocess.py").is_file() and (code / "serving" / "architecture.py").is_file()
+    assert not (code / "serving" / "frontdoor").exists()
+
+
+def test_model_pth_is_a_state_dict_that_loads_into_the_serving_architecture(trained):
+    job, _ = trained
+    state = torch.load(job / "model" / "model.pth", map_location="cpu", weights_only=True)
+    meta = json.loads((job / "model" / "model-meta.json").read_text())
+    model = build_classifier(meta["arch"], meta["num_classes"])
+    model.load_state_dict(state)  # strict: every tensor present, none extra
+
+
+def test_test_accuracy_is_well_above_chance_on_the_demo_split(trained, demo_splits: Path):
+    _, stdout = trained
+    chance = 1 / len(list((demo_splits / "train").iterdir()))
+    test_acc = parse_metrics(stdout, metric_definitions())["test_acc"]
+    assert len(test_acc) == 1 and test_acc[0] >= 1.5 * chance
+
+
+def test_the_metric_regexes_read_every_epoch_and_final_metric_from_the_log(trained):
+    _, stdout = trained
+    found = parse_metrics(stdout, metric_definitions())
+    assert {name: len(found[name]) for name in EPOCH_METRICS} == {name: EPOCHS for name in EPOCH_METRICS}
+    assert {name: len(found[name]) for name in FINAL_METRICS} == {name: 1 for name in FINAL_METRICS}
+    assert re.findall(r"^epoch=(\d+) ", stdout, re.M) == [str(e) for e in range(1, EPOCHS + 1)]
+
+
+def test_human_progress_lines_carry_no_metric_a_regex_could_misread(trained):
+    _, stdout = trained
+    other_lines = [line for line in stdout.splitlines()
+                   if not line.startswith(("epoch=", "test_loss=", "rule_"))]
+    assert other_lines and parse_metrics("\n".join(other_lines), metric_definitions()) == {}
+
+
+def test_a_checkpoint_is_kept_for_each_of_the_last_two_epochs(trained):
+    job, _ = trained
+    assert sorted(p.name for p in (job / "checkpoints").iterdir()) == \
+        ["checkpoint-0001.pth", "checkpoint-0002.pth"]

@@ -1,0 +1,73 @@
+"""Starting weights and the trainable part of the network (`--pretrained`, `--unfreeze`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torchvision import models
+
+from serving.architecture import build_classifier
+from training.errors import TrainerError
+from training.model import build_model, train_mode
+
+
+@pytest.fixture(scope="module")
+def imagenet_like_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ResNet-50 state_dict with a 1000-class head, as torchvision's ImageNet file has."""
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "resnet50.pth"
+    torch.save(build_classifier("resnet50", 1000).state_dict(), path)
+    return path
+
+
+def test_a_weights_file_fills_the_backbone_and_the_head_is_new(imagenet_like_weights: Path):
+    saved = torch.load(imagenet_like_weights, weights_only=True)
+    model = build_model("resnet50", 3, str(imagenet_like_weights), "head")
+    assert torch.equal(model.state_dict()["layer3.2.conv2.weight"], saved["layer3.2.conv2.weight"])
+    assert model.fc.out_features == 3
+
+
+def test_the_pretrained_channel_supplies_its_single_pth_file(imagenet_like_weights: Path, tmp_path, monkeypatch):
+    (tmp_path / imagenet_like_weights.name).write_bytes(imagenet_like_weights.read_bytes())
+    monkeypatch.setenv("SM_CHANNEL_PRETRAINED", str(tmp_path))
+    model = build_model("resnet50", 3, "channel", "head")
+    saved = torch.load(imagenet_like_weights, weights_only=True)
+    assert torch.equal(model.state_dict()["conv1.weight"], saved["conv1.weight"])
+
+
+def test_a_pretrained_channel_without_exactly_one_pth_file_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SM_CHANNEL_PRETRAINED", str(tmp_path))
+    with pytest.raises(TrainerError, match="must hold exactly one .pth file, found 0"):
+        build_model("resnet50", 3, "channel", "head")
+
+
+def test_a_file_that_is_not_a_state_dict_is_an_error(tmp_path):
+    (tmp_path / "w.pth").write_text("not torch")
+    with pytest.raises(TrainerError, match=r"^cannot read pretrained weights .*w\.pth"):
+        build_model("resnet50", 3, str(tmp_path / "w.pth"), "head")
+
+
+def test_weights_of_another_architecture_are_an_error(tmp_path):
+    torch.save(models.resnet18().state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(TrainerError, match="do not fit this architecture"):
+        build_model("resnet50", 3, str(tmp_path / "r18.pth"), "head")
+
+
+@pytest.mark.parametrize("unfreeze, trainable", [
+    ("head", {"fc"}), ("layer4", {"layer4", "fc"}),
+    ("all", {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"})])
+def test_unfreeze_decides_which_top_level_blocks_train(unfreeze, trainable):
+    model = build_model("resnet50", 3, "none", unfreeze)
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == trainable
+
+
+def test_batchnorm_in_the_frozen_backbone_keeps_its_running_statistics_while_training():
+    model = build_model("resnet50", 3, "none", "layer4")
+    train_mode(model, "layer4")
+    assert not model.layer3[0].bn1.training and model.layer4[0].bn1.training and model.training
+    before = model.layer3[0].bn1.running_mean.clone()
+    model(torch.randn(4, 3, 32, 32))
+    assert torch.equal(model.layer3[0].bn1.running_mean, before)
+    assert isinstance(model.fc, nn.Linear)

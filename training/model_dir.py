@@ -1,0 +1,58 @@
+"""Writes the model dir that SageMaker packs into model.tar.gz, self-contained for serving.
+
+Layout (the inference container's contract, read by serving/inference.py):
+  model.pth            state_dict (never a pickled module), CPU tensors
+  classes.json         labels in class-index order
+  model-meta.json      {"arch", "num_classes", "image_size", "model_version"}
+  code/inference.py    the handlers; code/serving/*.py the modules they import
+  code/requirements.txt
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from torch import nn
+
+from training.checkpoint import atomic_save
+from training.errors import TrainerError
+
+#: The source tree: training/ and serving/ side by side, in the repo and in the job's code dir.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def model_version() -> str:
+    """The training job's name in SageMaker (unique per job), else a UTC timestamp."""
+    return os.environ.get("TRAINING_JOB_NAME") or time.strftime("local-%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _copy_serving_code(code_dir: Path, source_root: Path) -> None:
+    serving = source_root / "serving"
+    for needed in ("inference.py", "requirements.txt"):
+        if not (serving / needed).is_file():
+            raise TrainerError(f"{serving / needed} is missing: the source bundle must include serving/{needed}")
+    code_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(serving / "inference.py", code_dir / "inference.py")
+    shutil.copy2(serving / "requirements.txt", code_dir / "requirements.txt")
+    package = code_dir / "serving"
+    package.mkdir(exist_ok=True)
+    for module in sorted(serving.glob("*.py")):  # top level only: not serving/frontdoor/
+        shutil.copy2(module, package / module.name)
+
+
+def write_model_dir(model_dir: Path, model: nn.Module, classes: list[str], arch: str, image_size: int,
+                    source_root: Path = SOURCE_ROOT) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"arch": arch, "num_classes": len(classes), "image_size": image_size,
+            "model_version": model_version()}
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        _copy_serving_code(model_dir / "code", source_root)
+        (model_dir / "classes.json").write_text(json.dumps(classes, indent=1) + "\n")
+        (model_dir / "model-meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    except OSError as err:
+        raise TrainerError(f"cannot write the model dir {model_dir}: {err}") from None
+    atomic_save(state, model_dir / "model.pth")

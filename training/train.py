@@ -1,0 +1,328 @@
+"""Fine-tunes an image classifier: the SageMaker script-mode entry point, also run by hand.
+
+The SageMaker training toolkit runs `python training/train.py --name value ...` from the source
+root, with one `--name value` pair per hyperparameter (its own `sagemaker_*` keys and
+`_tuning_objective_metric` removed) and the channels and output folders in `SM_*` variables.
+Every path also has a flag, so the same script runs locally:
+
+    python training/train.py --train data/train --valid data/valid --test data/test \
+        --model-dir out/model --epochs 2 --image-size 64 --pretrained none
+
+Metrics go to stdout in the format of training/metrics.py, which the MetricDefinitions regexes read.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `training` and `serving` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+from torch import nn
+
+from serving.architecture import ARCHITECTURES
+from serving.preprocess import eval_transform
+from training.checkpoint import StopFlag, load_latest, save_checkpoint
+from training.data import load_splits, make_loader, train_transform
+from training.errors import TrainerError
+from training.instrumentation import Instrumentation
+from training.metrics import format_epoch_line, format_metric_line
+from training.model import TRAINABLE, build_model, train_mode
+from training.model_dir import write_model_dir
+
+#: Launcher arguments that are not ours (SageMaker's own, tuning's objective): ignored.
+IGNORED_PREFIXES = ("_", "sagemaker_")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad value is a TrainerError (one line on stderr) instead of usage + exit."""
+
+    def error(self, message: str):
+        raise TrainerError(message)
+
+
+def _int_at_least(minimum: int):
+    """An argparse type for whole numbers >= minimum; accepts "32.0" (a JSON-decoded number)."""
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value.is_integer() or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return int(value)
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _env_path(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    paths = p.add_argument_group("paths (default from the SageMaker environment)")
+    paths.add_argument("--train", default=_env_path("SM_CHANNEL_TRAIN"), help="train ImageFolder")
+    paths.add_argument("--valid", default=_env_path("SM_CHANNEL_VALID"), help="validation ImageFolder")
+    paths.add_argument("--test", default=_env_path("SM_CHANNEL_TEST"), help="test ImageFolder (optional)")
+    paths.add_argument("--model-dir", default=_env_path("SM_MODEL_DIR"), help="where the model is written")
+    paths.add_argument("--output-data-dir", default=_env_path("SM_OUTPUT_DATA_DIR"),
+                       help="reports (default: <model-dir>/../output/data, as in /opt/ml)")
+    paths.add_argument("--checkpoint-dir", default=None,
+                       help="checkpoints (default: <model-dir>/../checkpoints, i.e. /opt/ml/checkpoints in a job)")
+    hp = p.add_argument_group("hyperparameters")
+    hp.add_argument("--epochs", type=_int_at_least(1), default=5)
+    hp.add_argument("--lr", type=_positive_float, default=1e-3, help="SGD learning rate")
+    hp.add_argument("--batch-size", type=_int_at_least(1), default=32)
+    hp.add_argument("--image-size", type=_int_at_least(16), default=224)
+    hp.add_argument("--arch", choices=ARCHITECTURES, default="resnet50")
+    hp.add_argument("--pretrained", default="imagenet",
+                    help="imagenet (download) | channel (SM_CHANNEL_PRETRAINED) | none | a .pth path")
+    hp.add_argument("--unfreeze", choices=tuple(TRAINABLE), default="layer4")
+    hp.add_argument("--num-workers", type=_int_at_least(0), default=min(8, os.cpu_count() or 1))
+    hp.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="auto: on with a GPU")
+    hp.add_argument("--seed", type=int, default=0)
+    dbg = p.add_argument_group("debugging and profiling (training/instrumentation.py)")
+    dbg.add_argument("--debugger", choices=("portable", "managed", "off"), default="portable")
+    dbg.add_argument("--save-interval", type=_int_at_least(1), default=10)
+    dbg.add_argument("--profile-steps", type=_int_at_least(0), default=10)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Known flags; `_*`/`sagemaker_*` flags (and their values) ignored; anything else an error."""
+    parser = get_args_parser()
+    args, unknown = parser.parse_known_args(argv)
+    rejected, skip_value = [], False
+    for token in unknown:
+        if skip_value and not token.startswith("--"):
+            skip_value = False
+            continue
+        name = token[2:].split("=", 1)[0] if token.startswith("--") else None
+        skip_value = name is not None and name.startswith(IGNORED_PREFIXES) and "=" not in token
+        if name is None or not name.startswith(IGNORED_PREFIXES):
+            rejected.append(token)
+    if rejected:
+        parser.error(f"unrecognized arguments: {' '.join(rejected)}")
+    _default_paths(args)
+    return args
+
+
+def _default_paths(args: argparse.Namespace) -> None:
+    """Outside SageMaker, reports and checkpoints sit beside --model-dir as they do in /opt/ml."""
+    if args.model_dir is None:
+        raise TrainerError("no model dir: set SM_MODEL_DIR or pass --model-dir")
+    base = Path(args.model_dir).resolve().parent
+    args.output_data_dir = args.output_data_dir or str(base / "output" / "data")
+    args.checkpoint_dir = args.checkpoint_dir or str(base / "checkpoints")
+
+
+def _prepare_output_dirs(args: argparse.Namespace) -> None:
+    """Fail before training, not after it, when an output folder cannot be written."""
+    for flag in ("model_dir", "output_data_dir", "checkpoint_dir"):
+        path = Path(getattr(args, flag))
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with open(path / ".write-test", "w"):
+                pass
+            (path / ".write-test").unlink()
+        except OSError as err:
+            raise TrainerError(f"--{flag.replace('_', '-')} {path} is not writable: {err.strerror or err}") from None
+
+
+def train_step(model, loss_fn, optimizer, scaler, amp_dtype, images, targets):
+    """Forward, backward and update on one batch (AMP when amp_dtype is set); (outputs, loss)."""
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        outputs = model(images)
+        loss = loss_fn(outputs, targets)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return outputs, loss
+
+
+def train_one_epoch(model, loss_fn, optimizer, loader, device, scaler, amp_dtype, unfreeze,
+                    instrumentation, stop: StopFlag, epoch: int, print_every: int = 20):
+    """One pass over `loader`; returns (loss, accuracy, finished) where finished is False when
+    a stop was requested (the step in progress is completed first)."""
+    train_mode(model, unfreeze)
+    instrumentation.set_mode("train")
+    total_loss, correct, seen = 0.0, 0, 0
+    tick = time.perf_counter()
+    for step, (images, targets) in enumerate(loader, 1):
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
+        targets = targets.to(device, non_blocking=True)
+        started = time.perf_counter()
+        outputs, loss = train_step(model, loss_fn, optimizer, scaler, amp_dtype, images, targets)
+        batch_loss = loss.item()  # synchronises, so compute time below is real on a GPU
+        done = time.perf_counter()
+        instrumentation.record_step(started - tick, done - started)
+        total_loss += batch_loss * len(targets)
+        correct += (outputs.argmax(1) == targets).sum().item()
+        seen += len(targets)
+        if step % print_every == 0 or step == len(loader):
+            print(f"[train] epoch {epoch} step {step}/{len(loader)} loss {batch_loss:.4f}", flush=True)
+        if stop.requested:
+            return total_loss / seen, correct / seen, False
+        tick = time.perf_counter()
+    return total_loss / max(seen, 1), correct / max(seen, 1), True
+
+
+@torch.no_grad()
+def evaluate(model, loss_fn, loader, device, amp_dtype, instrumentation):
+    """(mean loss, accuracy) over `loader`, in eval mode."""
+    model.eval()
+    instrumentation.set_mode("eval")
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, targets in loader:
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
+        targets = targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            outputs = model(images)
+            loss = loss_fn(outputs, targets)
+        total_loss += loss.item() * len(targets)
+        correct += (outputs.argmax(1) == targets).sum().item()
+        seen += len(targets)
+    return total_loss / seen, correct / seen
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last speeds up convolutions on GPUs (tensor cores); CPUs gain nothing here."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def amp_dtype_for(amp: str, device: torch.device) -> torch.dtype | None:
+    """float16 (with loss scaling) on a GPU, bfloat16 on a CPU when asked for, else None."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def _run_identity(args: argparse.Namespace, classes: list[str]) -> dict:
+    """What a checkpoint must share with this run to be resumed by it."""
+    return {"arch": args.arch, "image_size": args.image_size, "unfreeze": args.unfreeze,
+            "classes": classes, "epochs": args.epochs}
+
+
+def _checkpoint_state(model, optimizer, scheduler, scaler, identity, epochs_done, history):
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "identity": identity, "epochs_done": epochs_done, "history": history}
+
+
+def _resume(checkpoint_dir: Path, identity: dict, model, optimizer, scheduler, scaler):
+    """(epochs done, history) from the newest checkpoint, or (0, []) for a fresh start."""
+    found = load_latest(checkpoint_dir)
+    if found is None:
+        return 0, []
+    state, path = found
+    if state.get("identity") != identity:
+        raise TrainerError(
+            f"checkpoint {path} belongs to a different run (arch, image size, unfreeze, classes or "
+            f"epochs differ); empty {checkpoint_dir} or pass another --checkpoint-dir")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    print(f"resuming from {path}: {state['epochs_done']} of {identity['epochs']} epoch(s) done", flush=True)
+    return state["epochs_done"], list(state["history"])
+
+
+def main(args: argparse.Namespace) -> int:
+    with StopFlag() as stop:
+        return run_job(args, stop)
+
+
+def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
+    """The whole job; returns 0 when done or when stopped by SIGTERM after checkpointing."""
+    _prepare_output_dirs(args)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp_dtype = amp_dtype_for(args.amp, device)
+    torch.manual_seed(args.seed)
+
+    train_split, valid_split, test_split = load_splits(args.train, args.valid, args.test)
+    classes = train_split.classes
+    print(f"data: {len(classes)} classes; train {len(train_split.samples)}, valid {len(valid_split.samples)}, "
+          f"test {len(test_split.samples) if test_split else 'none'} images; device {device}, "
+          f"amp {amp_dtype or 'off'}", flush=True)
+    if test_split is None:
+        print("warning: no test channel: test metrics are not reported", file=sys.stderr, flush=True)
+    loader_args = dict(batch_size=args.batch_size, num_workers=args.num_workers, device=device)
+    train_loader = make_loader(train_split, train_transform(args.image_size), train=True, **loader_args)
+    valid_loader = make_loader(valid_split, eval_transform(args.image_size), train=False, **loader_args)
+
+    model = build_model(args.arch, len(classes), args.pretrained, args.unfreeze)
+    model = model.to(device, memory_format=memory_format(device))
+    loss_fn = nn.CrossEntropyLoss()  # a module, not F.cross_entropy: the debugger hook records its output
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.lr,
+                                momentum=0.9, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    identity = _run_identity(args, classes)
+    checkpoint_dir = Path(args.checkpoint_dir)
+    epochs_done, history = _resume(checkpoint_dir, identity, model, optimizer, scheduler, scaler)
+
+    instrumentation = Instrumentation(args.debugger, Path(args.output_data_dir), save_interval=args.save_interval,
+                                      profile_steps=args.profile_steps)
+    instrumentation.attach(model, loss_fn)
+    for epoch in range(epochs_done + 1, args.epochs + 1):
+        torch.manual_seed(args.seed + epoch)  # the same shuffle and augmentation after a resume
+        started = time.perf_counter()
+        train_loss, train_acc, finished = train_one_epoch(
+            model, loss_fn, optimizer, train_loader, device, scaler, amp_dtype, args.unfreeze,
+            instrumentation, stop, epoch)
+        if not finished:
+            # The partial epoch's progress is kept; a rerun starts this epoch again from it.
+            path = save_checkpoint(checkpoint_dir, epoch - 1, _checkpoint_state(
+                model, optimizer, scheduler, scaler, identity, epoch - 1, history))
+            print(f"stopped by SIGTERM in epoch {epoch}; checkpoint {path} written, rerun to resume", flush=True)
+            return 0
+        valid_loss, valid_acc = evaluate(model, loss_fn, valid_loader, device, amp_dtype, instrumentation)
+        scheduler.step()
+        history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                        "valid_loss": valid_loss, "valid_acc": valid_acc,
+                        "seconds": time.perf_counter() - started})
+        print(format_epoch_line(epoch, train_loss=train_loss, train_acc=train_acc,
+                                valid_loss=valid_loss, valid_acc=valid_acc), flush=True)
+        save_checkpoint(checkpoint_dir, epoch, _checkpoint_state(
+            model, optimizer, scheduler, scaler, identity, epoch, history))
+        if stop.requested and epoch < args.epochs:
+            print(f"stopped by SIGTERM after epoch {epoch}; rerun to resume", flush=True)
+            return 0
+
+    instrumentation.finish(history)
+    if test_split is not None:
+        test_loader = make_loader(test_split, eval_transform(args.image_size), train=False, **loader_args)
+        test_loss, test_acc = evaluate(model, loss_fn, test_loader, device, amp_dtype, instrumentation)
+        print(format_metric_line(test_loss=test_loss, test_acc=test_acc), flush=True)
+    write_model_dir(Path(args.model_dir), model, classes, args.arch, args.image_size)
+    print(f"model written to {args.model_dir}", flush=True)
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Entry point: a TrainerError becomes `error: ...` on stderr and exit status 2."""
+    try:
+        return main(parse_args(argv))
+    except TrainerError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

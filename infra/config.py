@@ -75,6 +75,7 @@ class TrainingConfig(_Section):
     )
     pretrained_s3_uri: str | None = Field(None, pattern=r"^s3://[^/]+/.+$")
     unfreeze: Literal["head", "layer4", "all"] = "layer4"
+    optimizer: Literal["sgd", "adamw"] = Field("sgd", description="sgd fine-tunes pretrained weights; adamw trains from scratch.")
     spot: bool = True
     max_runtime_seconds: int = Field(3600, ge=60, le=28 * 24 * 3600)
     max_wait_seconds: int = Field(7200, ge=60, le=28 * 24 * 3600)
@@ -94,6 +95,8 @@ class TrainingConfig(_Section):
             raise ValueError("max_wait_seconds must be >= max_runtime_seconds when spot is on")
         if self.pretrained == "channel" and not self.pretrained_s3_uri:
             raise ValueError("pretrained='channel' needs pretrained_s3_uri")
+        if self.pretrained == "none" and self.unfreeze != "all":
+            raise ValueError("pretrained='none' trains a random backbone: it needs unfreeze='all'")
         if self.network_isolation and self.pretrained == "imagenet":
             raise ValueError("network_isolation cannot download weights: use pretrained='channel' or 'none'")
         return self

@@ -89,6 +89,7 @@ def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
         "arch": t.arch,
         "pretrained": t.pretrained,
         "unfreeze": t.unfreeze,
+        "optimizer": t.optimizer,
         "debugger": cfg.debugger.mode,
         "save-interval": str(cfg.debugger.save_interval),
         "profile-steps": str(cfg.debugger.profile_steps),

@@ -1,0 +1,138 @@
+"""The state machine's steps, executed locally: Tune -> Retrain -> Gate -> package the model.
+
+Requests come from infra/requests.py exactly as the state machine embeds them; the final retrain
+gets the best trial's TunedHyperParameters merged over the static ones by the same builder.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgclf.errors import UserError
+from imgclf.local.endpoint import HandlerService, model_dir_from
+from imgclf.local.gate import gate_failure
+from imgclf.local.jobs import JobSpec, LocalTrainingJob, epoch_line
+from imgclf.local.report import write_report
+from imgclf.local.tuner import LocalTuner
+
+ROLE_ARN = "arn:aws:iam::000000000000:role/imgclf-local"
+REGION = "us-east-1"
+
+
+@dataclass
+class PipelineResult:
+    model_tar: Path
+    model_dir: Path
+    figures: dict
+    service: HandlerService
+    sample_image: Path | None
+
+
+def locations(out: Path, splits: Path):
+    from infra.requests import JobLocations
+    from infra.source_bundle import build_source_bundle
+
+    bundle = build_source_bundle(out / "source")
+    return JobLocations(role_arn=ROLE_ARN, source_bundle_uri=str(bundle.resolve()), data_uri=str(splits.resolve()),
+                        output_uri=str((out / "jobs").resolve()), region=REGION)
+
+
+def job_names(cfg, out: Path, resume: bool) -> dict[str, str]:
+    """Names fixed at the first run (run.json), so --resume finds its jobs again."""
+    path = out / "run.json"
+    if resume and path.exists():
+        return json.loads(path.read_text())
+    stamp = out.resolve().name.replace("_", "-")[-15:].strip("-") or "run"
+    tuning = f"{cfg.name}-{stamp}"[:32].rstrip("-")
+    names = {"tuning": tuning, "training": f"{tuning}-final", "model": f"{tuning}-model"}
+    path.write_text(json.dumps(names, indent=2) + "\n")
+    return names
+
+
+def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int = 1, progress=print) -> PipelineResult:
+    from infra.requests import model_request, training_job_request, tuning_job_request
+
+    out = Path(out)
+    loc = locations(out, splits)
+    names = job_names(cfg, out, resume)
+
+    # Tune
+    tuning_request = tuning_job_request(cfg, loc, names["tuning"])
+    (out / "requests").mkdir(exist_ok=True)
+    _save(out / "requests" / "tuning-job.json", tuning_request)
+    progress(f"tuning job {names['tuning']}: {cfg.tuning.max_jobs} trial(s), {cfg.tuning.max_parallel_jobs} at a time, "
+             f"strategy {cfg.tuning.strategy}, early stopping {cfg.tuning.early_stopping}")
+    tuning = LocalTuner(tuning_request, out, progress=progress, cpus=cpus).run(resume=resume)
+    best = tuning.best
+    progress(f"best trial {best.name}: {tuning.objective}={best.result.final_metric(tuning.objective):.4f} "
+             + " ".join(f"{k}={v}" for k, v in best.tuned.items()))
+
+    # Retrain (debugger on; managed Debugger needs AWS's rule containers, so locally it runs portable)
+    request = training_job_request(cfg, loc, names["training"], best.tuned)
+    if request["HyperParameters"]["debugger"] == "managed":
+        progress("debugger mode 'managed' runs as 'portable' locally (the rule containers are AWS's)")
+        request["HyperParameters"]["debugger"] = "portable"
+    _save(out / "requests" / "training-job.json", request)
+    job = LocalTrainingJob(JobSpec.from_training_request(request), out / "jobs" / names["training"], threads=cpus)
+    final = job.load_result() if resume else None
+    if final is None or final.status != "Completed":
+        progress(f"[{names['training']}] retraining with the best hyperparameters")
+        final = job.run(_epoch_printer(names["training"], tuning.objective, request["HyperParameters"].get("epochs", "?"), progress))
+    if final.status != "Completed":
+        tail = "\n".join(f"    | {line}" for line in final.log_tail)
+        raise UserError(f"training job {final.name} {final.status}: {final.failure_reason.strip()}\n{tail}\n"
+                        f"log: {job.log_path}")
+    progress(f"[{final.name}] Completed in {final.duration:.0f} s: test_acc={final.final_metric('test_acc')}")
+
+    # Gate: a refused model is reported (without the served confusion matrix) and never deployed
+    final_metrics = {name: values[-1] for name, values in final.metrics.items()}
+    refused = gate_failure(cfg, request["HyperParameters"]["debugger"], final_metrics)
+    report_args = (out / "report", tuning, final, job.output_data_dir, request["HyperParameters"], refused)
+    if refused:
+        write_report(*report_args)
+        raise UserError(f"gate failed: {refused}; nothing deployed. Report: {out / 'report' / 'summary.md'}")
+    progress(f"gate passed: test_acc {final_metrics['test_acc']:.4f} >= {cfg.gate.min_test_accuracy}")
+
+    # Package as SageMaker does, then load it the way the endpoint will
+    model_tar = job.pack_model()
+    model = model_request(cfg, loc, names["model"], str(model_tar))
+    _save(out / "requests" / "model.json", model)
+    _apply_container_environment(model["PrimaryContainer"]["Environment"])
+    model_dir = model_dir_from(model_tar, out / "endpoint" / "model")
+    service = HandlerService(model_dir)
+    figures = write_report(*report_args, service=service, test_dir=splits / "test")
+    return PipelineResult(model_tar, model_dir, figures, service, _sample_image(splits / "test"))
+
+
+def _epoch_printer(name: str, objective: str, epochs: str, progress):
+    reported = 0
+
+    def on_metrics(metrics: dict[str, list[float]]) -> None:
+        nonlocal reported
+        count = len(metrics.get(objective, []))
+        if count > reported:
+            reported = count
+            progress(epoch_line(name, metrics, count, epochs))
+
+    return on_metrics
+
+
+def _apply_container_environment(environment: dict[str, str]) -> None:
+    """The model's container Environment (TOP_K, SAGEMAKER_PROGRAM, ...) as the endpoint sees it;
+    the submit directory is the container's own path, so the model dir's code/ is used instead."""
+    for key, value in environment.items():
+        if key != "SAGEMAKER_SUBMIT_DIRECTORY":
+            os.environ[key] = value
+
+
+def _sample_image(test_dir: Path) -> Path | None:
+    for path in sorted(test_dir.rglob("*")):
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+            return path.resolve()
+    return None
+
+
+def _save(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,201 @@
+"""The run's report folder: what a user opens after `imgclf local run`.
+
+Everything is read back from what the jobs left on disk (trial metrics parsed with the request's
+regexes, the final job's output/data), so the report agrees with the logs. Files:
+  trials.csv, trials.md      one row per trial: tuned values, objective, epochs, duration, status
+  best-hyperparameters.json  the tuned values of the best trial and the merged set the retrain ran
+  loss-curves.png            objective per epoch for every trial, and the retrain's train/valid loss
+  rules.json, rules.md       the retrain's rule verdicts (from its debugger-report.json)
+  profiler/                  the retrain's profiler summary and training report, copied as written
+  confusion-matrix.png       the served model on the test split, through the real handlers
+  summary.md                 all of the above on one page, with test accuracy and the gate verdict
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+from imgclf.local.jobs import JobResult
+from imgclf.local.tuner import TuningResult
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+_PROFILER_FILES = ("profiler-summary.json", "profiler-summary.md", "training-report.md", "report-loss.png",
+                   "report-step-time.png")
+
+
+def trial_rows(tuning: TuningResult) -> list[dict]:
+    rows = []
+    for t in tuning.trials:
+        r = t.result
+        objective = r.final_metric(tuning.objective) if r else None
+        rows.append(
+            {
+                "trial": t.name,
+                **t.tuned,
+                tuning.objective: "" if objective is None else f"{objective:.6f}",
+                "epochs": len(r.metrics.get(tuning.objective, [])) if r else 0,
+                "duration_s": f"{r.duration:.1f}" if r else "",
+                "status": r.status if r else "InProgress",
+                "detail": _detail(r),
+                "best": "yes" if t is tuning.best else "",
+            }
+        )
+    return rows
+
+
+def _detail(r: JobResult | None) -> str:
+    if r is None:
+        return ""
+    if r.status == "Failed":
+        return r.error_line()
+    return "" if r.secondary_status == r.status else r.secondary_status
+
+
+def _markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)\n"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row[k]).replace("|", "\\|") for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_trials(folder: Path, tuning: TuningResult) -> list[dict]:
+    rows = trial_rows(tuning)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    (folder / "trials.csv").write_text(buffer.getvalue())
+    (folder / "trials.md").write_text(_markdown_table(rows))
+    return rows
+
+
+def plot_losses(path: Path, tuning: TuningResult, final: JobResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for t in tuning.trials:
+        values = t.result.metrics.get(tuning.objective, []) if t.result else []
+        if values:
+            style = "-" if t is tuning.best else "--"
+            left.plot(range(1, len(values) + 1), values, style, marker="o", label=f"{t.name} ({t.result.status})")
+    left.set(title=f"trials: {tuning.objective} per epoch", xlabel="epoch", ylabel=tuning.objective)
+    left.legend(fontsize=7)
+    for name in ("train_loss", "valid_loss"):
+        values = final.metrics.get(name, [])
+        if values:
+            right.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    right.set(title=f"retrain {final.name}", xlabel="epoch", ylabel="loss")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_rules(folder: Path, output_data_dir: Path) -> list[dict]:
+    """The retrain's rule verdicts; [] when the debugger was off."""
+    source = output_data_dir / "debugger-report.json"
+    if not source.exists():
+        return []
+    rules = json.loads(source.read_text()).get("rules", [])
+    (folder / "rules.json").write_text(json.dumps(rules, indent=2, default=str) + "\n")
+    rows = [{"rule": r["rule"], "status": r["status"], "step": r.get("step"), "evidence": json.dumps(r.get("evidence", {}), default=str)} for r in rules]
+    (folder / "rules.md").write_text(_markdown_table(rows))
+    return rules
+
+
+def copy_profiler(folder: Path, output_data_dir: Path) -> list[str]:
+    target = folder / "profiler"
+    copied = []
+    for name in _PROFILER_FILES:
+        if (output_data_dir / name).exists():
+            target.mkdir(exist_ok=True)
+            shutil.copy2(output_data_dir / name, target / name)
+            copied.append(name)
+    return copied
+
+
+def confusion_matrix(service, test_dir: Path) -> tuple[list[str], list[list[int]], int]:
+    """(classes, matrix[true][predicted], images) of the served model on the test ImageFolder."""
+    classes = sorted(p.name for p in test_dir.iterdir() if p.is_dir())
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = [[0] * len(classes) for _ in classes]
+    seen = 0
+    for true in classes:
+        for image in sorted((test_dir / true).iterdir()):
+            if image.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            answer = service.invoke(image.read_bytes(), {"Content-Type": "application/x-image", "Accept": "application/json"})
+            if answer.status != 200:
+                continue
+            label = json.loads(answer.body)["predictions"][0]["label"]
+            if label in index:
+                matrix[index[true]][index[label]] += 1
+                seen += 1
+    return classes, matrix, seen
+
+
+def plot_confusion(path: Path, classes: list[str], matrix: list[list[int]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    size = max(4, 0.6 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title="test split, served model")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    for i, row in enumerate(matrix):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center", color="black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(folder: Path, tuning: TuningResult, final: JobResult, final_output: Path,
+                 merged_hyperparameters: dict[str, str], gate: str | None, service=None,
+                 test_dir: Path | None = None) -> dict:
+    """Write every report file; returns the figures the CLI summary prints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = write_trials(folder, tuning)
+    (folder / "best-hyperparameters.json").write_text(
+        json.dumps({"best_trial": tuning.best.name, "tuned": tuning.best.tuned, "retrain": merged_hyperparameters}, indent=2) + "\n"
+    )
+    plot_losses(folder / "loss-curves.png", tuning, final)
+    rules = write_rules(folder, final_output)
+    profiler = copy_profiler(folder, final_output)
+    figures = {
+        "best_trial": tuning.best.name,
+        "best_objective": tuning.best.result.final_metric(tuning.objective),
+        "test_acc": final.final_metric("test_acc"),
+        "gate": gate or "passed",
+    }
+    served = ""
+    if service is not None and test_dir is not None:
+        classes, matrix, seen = confusion_matrix(service, test_dir)
+        plot_confusion(folder / "confusion-matrix.png", classes, matrix)
+        correct = sum(matrix[i][i] for i in range(len(classes)))
+        figures["served_test_acc"] = correct / seen if seen else None
+        served = f"- served model on the test split: {correct}/{seen} correct\n\n![confusion matrix](confusion-matrix.png)\n"
+    summary = [
+        "# imgclf local run", "",
+        f"- tuning objective: {tuning.objective} ({tuning.direction}); best trial {tuning.best.name}: "
+        f"{figures['best_objective']:.4f}",
+        f"- retrain {final.name}: {final.status}, test_acc {figures['test_acc']}",
+        f"- gate: {figures['gate']}", served, "## Trials", "", _markdown_table(rows),
+        "![loss curves](loss-curves.png)", "", "## Debugger rules", "",
+        (folder / "rules.md").read_text() if rules else "(debugger off)\n",
+        "## Profiler", "", ", ".join(f"[{n}](profiler/{n})" for n in profiler) or "(no profiler output)", "",
+    ]
+    (folder / "summary.md").write_text("\n".join(summary))
+    return figures

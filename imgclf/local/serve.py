@@ -1,0 +1,28 @@
+"""`imgclf local serve MODEL_TAR_OR_DIR`: serve an existing model behind a local endpoint and front door."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="a model.tar.gz or an extracted model dir")
+    parser.add_argument("--config", type=Path, help="JSON config file (endpoint name, top-k, body limit)")
+    parser.add_argument("--port", type=int, default=8080, help="front door port, 0 = any free (default %(default)s)")
+    parser.add_argument("--endpoint-port", type=int, default=0, help="endpoint port (default any free)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from imgclf.errors import UserError
+    from imgclf.local.endpoint import model_dir_from
+    from imgclf.local.serving import serve_until_stopped
+    from infra.config import ConfigError, load_config, read_config_file
+
+    try:
+        cfg = load_config(read_config_file(args.config) if args.config else None)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+    with tempfile.TemporaryDirectory(prefix="imgclf-serve-") as tmp:
+        model_dir = model_dir_from(args.model, Path(tmp) / "model")
+        return serve_until_stopped(model_dir, cfg, Path(tmp), args.port, args.endpoint_port)

@@ -2,8 +2,9 @@
 
   forward    the bare model forward on a ready tensor (the floor)
   handler    input_fn + predict_fn + output_fn on the request bytes (what the container adds)
-  frontdoor  the Lambda handler on an API Gateway event, through boto3 and HTTP to a local
-             endpoint on 127.0.0.1 that runs the handlers in the inference toolkit
+  frontdoor  the Lambda handler on an API Gateway event (as imgclf's local gateway builds it),
+             through boto3 and HTTP to imgclf's local endpoint on 127.0.0.1, which runs the
+             handlers in the inference toolkit
 
 It prints p50/p99 per path, the ratios handler/forward and frontdoor/handler, and where the
 handler's extra time goes (decode, transform, output). The three paths are timed in turn within
@@ -14,6 +15,7 @@ each iteration, so that load from other processes hits them alike.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import sys
@@ -22,7 +24,9 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests" / "serving")]  # the test model dir and endpoint
+sys.path.insert(0, str(REPO_ROOT))
+ENDPOINT_NAME = "bench"
+CLASSES = ["cat", "coffee", "rocket"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,13 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
     from skimage import data as skdata
 
-    import hostile_corpus
-    from api_events import LambdaContext, proxy_event
-    from endpoint_server import EndpointServer
-    from model_dirs import build_model_dir
-    from toolkit_harness import HandlerService
-
+    from imgclf.local.endpoint import EndpointServer, HandlerService
+    from imgclf.local.frontdoor import INTEGRATION_TIMEOUT_SECONDS, LambdaContext, proxy_event
     from serving import inference
+    from serving.architecture import build_classifier
+    from serving.frontdoor.content_types import BINARY_MEDIA_TYPES
+    from training.model_dir import write_model_dir
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.photo_side:
         scale = args.photo_side / max(photo.size)
         photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.BICUBIC)
-    body = hostile_corpus.encode(photo, args.format, **({"quality": 90} if args.format != "PNG" else {}))
+    buffer = io.BytesIO()
+    photo.save(buffer, format=args.format, **({"quality": 90} if args.format != "PNG" else {}))
+    body = buffer.getvalue()
     content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[args.format]
+    headers = [("Content-Type", content_type), ("Accept", "application/json")]
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_model_dir(Path(tmp) / "model", image_size=args.image_size)
+        model_dir = Path(tmp) / "model"  # random weights: the time does not depend on them
+        write_model_dir(model_dir, build_classifier("resnet50", len(CLASSES)), CLASSES, "resnet50", args.image_size)
         model = inference.model_fn(str(model_dir))
         batch = model.transform(photo).unsqueeze(0).to(model.device)
         sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
@@ -87,16 +94,17 @@ def main(argv: list[str] | None = None) -> int:
             inference.output_fn(inference.predict_fn(image, model), "application/json")
 
         service = HandlerService(model_dir)
-        with EndpointServer(service, "bench") as endpoint:
+        with EndpointServer(service, ENDPOINT_NAME) as endpoint:
             os.environ.update(
-                ENDPOINT_NAME="bench", AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench",
+                ENDPOINT_NAME=ENDPOINT_NAME, AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench",
                 AWS_SECRET_ACCESS_KEY="bench", AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint.url,
                 POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true",
             )
             from serving.frontdoor import app
 
             def frontdoor():
-                answer = app.handler(proxy_event(body, content_type), LambdaContext())
+                event = proxy_event("POST", "/predict", headers, body, BINARY_MEDIA_TYPES)
+                answer = app.handler(event, LambdaContext(INTEGRATION_TIMEOUT_SECONDS))
                 assert answer["statusCode"] == 200, answer["body"]
 
             stages = {

@@ -19,6 +19,7 @@ from constructs import Construct
 from infra import roles
 from infra.config import Config
 from infra.state_machine import endpoint_name
+from serving.frontdoor.content_types import BINARY_MEDIA_TYPES
 
 SERVING_DIR = Path(__file__).resolve().parents[1] / "serving"
 HANDLER = "frontdoor.app.handler"
@@ -27,7 +28,6 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 #: AWS's public SSM parameter holding the newest Powertools for AWS Lambda (Python) v3 layer ARN
 #: for an architecture and runtime; resolved by CloudFormation at deploy time, no lookup at synth.
 POWERTOOLS_PARAMETER = "/aws/service/powertools/python/arm64/python3.14/latest"
-BINARY_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "application/x-image", "application/octet-stream")
 #: API Gateway's default integration timeout; the Lambda's SageMaker read timeout stays below it.
 TIMEOUT = Duration.seconds(29)
 #: Serverless endpoints take at most 4 MB per request (real-time: 6 MB, above the Lambda's own cap).

@@ -32,10 +32,10 @@ class TuningConfig(_Section):
     lr_min: float = Field(1e-4, gt=0, description="Lower bound of the learning rate (log scale).")
     lr_max: float = Field(1e-2, gt=0, le=1, description="Upper bound of the learning rate.")
     batch_sizes: tuple[int, ...] = Field((32, 64, 128), min_length=1, description="Categorical batch sizes.")
-    strategy: Literal["Bayesian", "Random", "Hyperband", "Grid"] = "Bayesian"
+    strategy: Literal["Bayesian", "Random", "Hyperband", "Grid"] = Field("Bayesian", description='Tuning strategy (Grid is refused: lr is continuous).')
     max_jobs: int = Field(4, ge=1, le=500, description="Training jobs the tuner may start in all.")
     max_parallel_jobs: int = Field(2, ge=1, le=100, description="Training jobs running at once.")
-    early_stopping: Literal["Off", "Auto"] = "Auto"
+    early_stopping: Literal["Off", "Auto"] = Field("Auto", description="SageMaker's median early stopping of trials; Off with Hyperband.")
 
     @model_validator(mode="after")
     def _ranges(self) -> "TuningConfig":
@@ -60,27 +60,27 @@ class TuningConfig(_Section):
 class TrainingConfig(_Section):
     """What every training job (tuning trials and the final retrain) runs with."""
 
-    instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE)
-    tuning_instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE)
-    volume_size_gb: int = Field(30, ge=1, le=16384)
+    instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE, description='Instance of the final retrain.')
+    tuning_instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE, description='Instance of each tuning trial.')
+    volume_size_gb: int = Field(30, ge=1, le=16384, description='EBS volume per training instance.')
     framework_version: str = Field("2.6", pattern=r"^\d+\.\d+(\.\d+)?$", description="PyTorch container version.")
-    py_version: str = Field("py312", pattern=r"^py3\d+$")
-    epochs: int = Field(5, ge=1, le=1000)
-    image_size: int = Field(224, ge=16, le=1024)
-    arch: Literal["resnet50"] = "resnet50"
+    py_version: str = Field("py312", pattern=r"^py3\d+$", description='Python of the training and inference images.')
+    epochs: int = Field(5, ge=1, le=1000, description='Epochs per training job (execution input may override).')
+    image_size: int = Field(224, ge=16, le=1024, description='Square input size in pixels, for training and serving.')
+    arch: Literal["resnet50"] = Field("resnet50", description='Backbone.')
     pretrained: str = Field(
         "imagenet",
         description="'imagenet' (download in the job), 'none', or 'channel' to read weights from the "
         "`pretrained` input channel (network-isolated jobs).",
     )
-    pretrained_s3_uri: str | None = Field(None, pattern=r"^s3://[^/]+/.+$")
-    unfreeze: Literal["head", "layer4", "all"] = "layer4"
+    pretrained_s3_uri: str | None = Field(None, pattern=r"^s3://[^/]+/.+$", description="S3 object with backbone weights (a state_dict), for pretrained='channel'.")
+    unfreeze: Literal["head", "layer4", "all"] = Field("layer4", description='Trainable part: the head only, layer4 + head, or everything.')
     optimizer: Literal["sgd", "adamw"] = Field("sgd", description="sgd fine-tunes pretrained weights; adamw trains from scratch.")
-    spot: bool = True
-    max_runtime_seconds: int = Field(3600, ge=60, le=28 * 24 * 3600)
-    max_wait_seconds: int = Field(7200, ge=60, le=28 * 24 * 3600)
-    max_retry_attempts: int = Field(2, ge=1, le=30)
-    network_isolation: bool = False
+    spot: bool = Field(True, description='Managed spot training for trials and the retrain (needs checkpoints; resumes after interruption).')
+    max_runtime_seconds: int = Field(3600, ge=60, le=28 * 24 * 3600, description='Stopping condition per job.')
+    max_wait_seconds: int = Field(7200, ge=60, le=28 * 24 * 3600, description='Longest wait for spot capacity plus run time.')
+    max_retry_attempts: int = Field(2, ge=1, le=30, description='RetryStrategy attempts on internal or capacity errors.')
+    network_isolation: bool = Field(False, description='EnableNetworkIsolation for the training jobs and the model.')
 
     @field_validator("pretrained")
     @classmethod
@@ -106,28 +106,28 @@ class DebuggerConfig(_Section):
     """portable: the script's own smdebug hook and in-process rules (every account);
     managed: SageMaker Debugger rule jobs (accounts that still have Debugger); off: none."""
 
-    mode: Literal["portable", "managed", "off"] = "portable"
+    mode: Literal["portable", "managed", "off"] = Field("portable", description='portable: in-job smdebug rules; managed: SageMaker Debugger rule jobs; off: none.')
     save_interval: int = Field(10, ge=1, le=100000, description="Steps between saved tensors.")
     profile_steps: int = Field(10, ge=0, le=10000, description="torch.profiler window, in steps.")
 
 
 class GateConfig(_Section):
-    min_test_accuracy: float = Field(0.8, ge=0, le=1)
-    block_on_rules: bool = True
+    min_test_accuracy: float = Field(0.8, ge=0, le=1, description='Lowest test accuracy that may be deployed (execution input may override).')
+    block_on_rules: bool = Field(True, description='Refuse deployment when a debugger rule found issues or gave no verdict.')
 
 
 class EndpointConfig(_Section):
-    mode: Literal["serverless", "realtime"] = "serverless"
-    inference_framework_version: str = Field("2.6", pattern=r"^\d+\.\d+(\.\d+)?$")
-    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 3072
-    max_concurrency: int = Field(5, ge=1, le=200)
-    instance_type: str = Field("ml.m5.large", pattern=_INSTANCE_TYPE)
-    initial_instance_count: int = Field(1, ge=1, le=100)
-    min_capacity: int = Field(1, ge=1, le=100)
-    max_capacity: int = Field(2, ge=1, le=100)
-    target_invocations_per_instance: int = Field(100, ge=1, le=100000)
+    mode: Literal["serverless", "realtime"] = Field("serverless", description='serverless (no idle cost) or realtime (instances, autoscaling).')
+    inference_framework_version: str = Field("2.6", pattern=r"^\d+\.\d+(\.\d+)?$", description='PyTorch inference container version.')
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(3072, description='Serverless memory.')
+    max_concurrency: int = Field(5, ge=1, le=200, description='Serverless concurrent invocations.')
+    instance_type: str = Field("ml.m5.large", pattern=_INSTANCE_TYPE, description='Real-time instance type.')
+    initial_instance_count: int = Field(1, ge=1, le=100, description='Real-time instances at creation.')
+    min_capacity: int = Field(1, ge=1, le=100, description='Autoscaling lower bound (real-time).')
+    max_capacity: int = Field(2, ge=1, le=100, description='Autoscaling upper bound (real-time).')
+    target_invocations_per_instance: int = Field(100, ge=1, le=100000, description='Target tracking on SageMakerVariantInvocationsPerInstance (per minute).')
     data_capture_percent: int = Field(0, ge=0, le=100, description="0 turns data capture off.")
-    top_k: int = Field(3, ge=1, le=1000)
+    top_k: int = Field(3, ge=1, le=1000, description='Labels returned per prediction (a request may ask for another k).')
 
     @model_validator(mode="after")
     def _capacity(self) -> "EndpointConfig":
@@ -137,11 +137,11 @@ class EndpointConfig(_Section):
 
 
 class ApiConfig(_Section):
-    auth: Literal["api_key", "iam"] = "api_key"
+    auth: Literal["api_key", "iam"] = Field("api_key", description='API key + usage plan, or IAM (SigV4).')
     rate_limit: float = Field(10, gt=0, le=10000, description="Steady requests per second.")
-    burst_limit: int = Field(20, ge=1, le=5000)
-    quota_per_day: int = Field(10000, ge=1)
-    cors_origins: tuple[str, ...] = ()
+    burst_limit: int = Field(20, ge=1, le=5000, description='Burst requests (usage plan / stage throttling).')
+    quota_per_day: int = Field(10000, ge=1, description='Requests per day per API key (api_key auth).')
+    cors_origins: tuple[str, ...] = Field((), description='Browser origins allowed by CORS; empty turns CORS off.')
     reserved_concurrency: int | None = Field(
         None, ge=1, le=1000, description="Reserved concurrency of the front-door Lambda; None shares the account pool."
     )
@@ -160,7 +160,7 @@ class Config(_Section):
     dataset_prefix: str = Field(
         "datasets/demo", pattern=r"^[A-Za-z0-9!_.*'()/-]+$", description="Key prefix with train/ valid/ test/."
     )
-    kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+    kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$", description='Customer-managed KMS key for the bucket, job volumes and outputs; none uses SSE-S3.')
     training_image: str | None = Field(None, description="Overrides the resolved training image URI.")
     inference_image: str | None = Field(None, description="Overrides the resolved inference image URI.")
     log_execution_data: bool = Field(
@@ -237,3 +237,23 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def config_from_context(context: dict[str, Any] | None, config_file: str | Path | None = None) -> Config:
     """How app.py reads it: the file named by the `config` context key, then the `imgclf` object."""
     return load_config(read_config_file(config_file) if config_file else None, context)
+
+
+def _reference_rows(model: type[BaseModel], prefix: str = ""):
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _reference_rows(field.annotation, f"{prefix}{name}.")
+        else:
+            default = field.default
+            shown = ", ".join(map(str, default)) if isinstance(default, tuple) else default
+            yield f"| `{prefix}{name}` | `{'none' if shown in (None, '') else shown}` | {field.description} |"
+
+
+def reference_table() -> str:
+    """The config reference of docs/infrastructure.md, made from the fields themselves (a test
+    keeps the doc equal to it): `python -m infra.config` prints it."""
+    return "\n".join(["| field | default | meaning |", "|---|---|---|", *_reference_rows(Config)])
+
+
+if __name__ == "__main__":
+    print(reference_table())

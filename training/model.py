@@ -45,10 +45,17 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """torchvision's DEFAULT weights for `arch`: a download, so only for jobs with internet."""
+    """torchvision's DEFAULT weights for `arch`: a download, so only for jobs with internet.
+    Without it (a network-isolated job, a VPC without egress, an offline machine) the download
+    fails with an OSError (URLError, timeout); the person needs the offline alternatives."""
     weights = models.get_model_weights(arch).DEFAULT
     print(f"downloading {arch} {weights} weights", flush=True)
-    return weights.get_state_dict(progress=False)
+    try:
+        return weights.get_state_dict(progress=False)
+    except OSError as err:
+        reason = str(getattr(err, "reason", None) or err.strerror or err).strip() or type(err).__name__
+        raise TrainerError(f"could not download the ImageNet weights for {arch} from {weights.url} "
+                           f"({reason.splitlines()[0]}): use --pretrained channel, a .pth path or none") from None
 
 
 def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

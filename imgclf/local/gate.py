@@ -26,3 +26,8 @@ def gate_failure(cfg: Config, debugger_mode: str, final_metrics: dict[str, float
     if final_metrics["test_acc"] < cfg.gate.min_test_accuracy:
         return f"test_acc {final_metrics['test_acc']} < {cfg.gate.min_test_accuracy}"
     return None
+
+
+def rules_with_issues(final_metrics: dict[str, float]) -> list[str]:
+    """The rules whose `rule_<Name>` metric says they found issues (whether or not they block)."""
+    return [r for r in metrics.RULE_NAMES if final_metrics.get(metrics.rule_metric_name(r), 0) >= 1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from imgclf.errors import UserError
 from imgclf.local.endpoint import HandlerService, model_dir_from
-from imgclf.local.gate import gate_failure
+from imgclf.local.gate import gate_failure, rules_with_issues
 from imgclf.local.jobs import JobSpec, LocalTrainingJob, epoch_line
 from imgclf.local.report import write_report
 from imgclf.local.tuner import LocalTuner
@@ -94,6 +94,9 @@ def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int =
         write_report(*report_args)
         raise UserError(f"gate failed: {refused}; nothing deployed. Report: {out / 'report' / 'summary.md'}")
     progress(f"gate passed: test_acc {final_metrics['test_acc']:.4f} >= {cfg.gate.min_test_accuracy}")
+    flagged = rules_with_issues(final_metrics)
+    if flagged:
+        progress(f"warning: rule(s) {', '.join(flagged)} found issues (gate.block_on_rules is off); see the report")
 
     # Package as SageMaker does, then load it the way the endpoint will
     model_tar = job.pack_model()

@@ -48,3 +48,10 @@ def test_a_failing_gate_stops_the_pipeline_before_packaging_with_the_reason(tmp_
         run_pipeline(cfg, out, write_splits(tmp_path / "data"), progress=lambda line: None)
     assert "rule Overtraining found issues" in (out / "report" / "summary.md").read_text()
     assert not list(out.rglob("model.tar.gz")) and not (out / "endpoint").exists()
+
+
+def test_rules_that_found_issues_are_listed_even_when_they_do_not_block():
+    from imgclf.local.gate import rules_with_issues
+
+    found = {"rule_Overfit": 1.0, "rule_VanishingGradient": 0.0, "test_acc": 0.9}
+    assert rules_with_issues(found) == ["Overfit"]

@@ -120,3 +120,12 @@ def test_a_config_file_must_hold_an_object(tmp_path):
 def test_a_source_that_is_not_an_object_is_a_clear_error():
     with pytest.raises(ConfigError, match="expected an object"):
         load_config(["epochs", 3])
+
+
+def test_the_config_reference_in_the_docs_lists_every_field_with_its_default():
+    from pathlib import Path
+
+    from infra.config import reference_table
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "infrastructure.md").read_text()
+    assert reference_table() in doc

@@ -1,5 +1,6 @@
-"""Fixtures for the serving tests: a model dir, the toolkit's handler service over it, a local
-endpoint on 127.0.0.1, and the front door's environment."""
+"""Fixtures for the serving tests: a model dir, the toolkit's handler service over it and a local
+endpoint on 127.0.0.1 (both imgclf's local engine, imgclf/local/endpoint.py), and the front
+door's environment."""
 from __future__ import annotations
 
 import sys
@@ -7,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+# The checkout's `serving` (with frontdoor/) is imported before HandlerService puts model_dir/code
+# first on sys.path, so the front door stays importable beside the model's code/serving copy.
+import serving  # noqa: F401
+from imgclf.local.endpoint import EndpointServer, HandlerService
+
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside this file
 
-from endpoint_server import EndpointServer  # noqa: E402
 from hostile_corpus import hostile_cases  # noqa: E402
 from model_dirs import build_model_dir  # noqa: E402
-from toolkit_harness import HandlerService  # noqa: E402
 
 ENDPOINT_NAME = "imgclf-test"
 

@@ -1,47 +1,31 @@
-"""Model dirs laid out as model.tar.gz holds them (see BRIEF "Model dir"), with random weights.
+"""Model dirs with random weights, written by the trainer's own writer (training/model_dir.py).
 
-Test-only: training writes the real ones. The code/ copies are made from this checkout, so what
-the toolkit imports from code/ is the code under test.
+The layout is therefore the one model.tar.gz holds, and code/ is copied from this checkout, so
+what the toolkit imports from code/ is the code under test.
 """
 from __future__ import annotations
 
-import json
-import shutil
+import os
 from pathlib import Path
+from unittest import mock
 
 import torch
 
 from serving.architecture import build_classifier
+from training.model_dir import write_model_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVING_DIR = REPO_ROOT / "serving"
 CLASSES = ("cat", "coffee", "rocket")
+ARCH = "resnet50"
+#: model-meta.json's model_version; the writer takes it from the job name, as in SageMaker.
+MODEL_VERSION = "test-1"
 
 
-def build_model_dir(
-    root: Path,
-    image_size: int = 32,
-    classes: tuple[str, ...] = CLASSES,
-    arch: str = "resnet50",
-    model_version: str = "test-1",
-    seed: int = 0,
-) -> Path:
-    """Write model.pth, classes.json, model-meta.json and code/ under `root`; return `root`."""
-    root.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    network = build_classifier(arch, len(classes))
-    torch.save(network.state_dict(), root / "model.pth")
-    (root / "classes.json").write_text(json.dumps(list(classes)))
-    meta = {"arch": arch, "num_classes": len(classes), "image_size": image_size, "model_version": model_version}
-    (root / "model-meta.json").write_text(json.dumps(meta))
-    copy_code(root / "code")
+def build_model_dir(root: Path, image_size: int = 32) -> Path:
+    """A ResNet-50 over CLASSES with seeded random weights, written to `root`; returns `root`."""
+    torch.manual_seed(0)
+    network = build_classifier(ARCH, len(CLASSES))
+    with mock.patch.dict(os.environ, {"TRAINING_JOB_NAME": MODEL_VERSION}):
+        write_model_dir(root, network, list(CLASSES), ARCH, image_size)
     return root
-
-
-def copy_code(code_dir: Path) -> None:
-    """code/inference.py, code/serving/*.py (top level only, no frontdoor), code/requirements.txt."""
-    (code_dir / "serving").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(SERVING_DIR / "inference.py", code_dir / "inference.py")
-    for module in SERVING_DIR.glob("*.py"):
-        shutil.copy2(module, code_dir / "serving" / module.name)
-    shutil.copy2(SERVING_DIR / "requirements.txt", code_dir / "requirements.txt")

@@ -1,7 +1,9 @@
 """Starting weights and the trainable part of the network (`--pretrained`, `--unfreeze`)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.error import URLError
 
 import pytest
 import torch
@@ -11,6 +13,10 @@ from torchvision import models
 from serving.architecture import build_classifier
 from training.errors import TrainerError
 from training.model import build_model, train_mode
+from training.train import cli
+
+OFFLINE_ERROR = (r"could not download the ImageNet weights for resnet50 from https://\S+ "
+                 r"\(\[Errno 101\] Network is unreachable\): use --pretrained channel, a \.pth path or none")
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +26,17 @@ def imagenet_like_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "resnet50.pth"
     torch.save(build_classifier("resnet50", 1000).state_dict(), path)
     return path
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """An empty weights cache and no route out: torch.hub's download fails as it does offline."""
+    def no_route(*args, **kwargs):
+        raise URLError(OSError(101, "Network is unreachable"))
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    monkeypatch.setattr(torch.hub, "urlopen", no_route)
 
 
 def test_a_weights_file_fills_the_backbone_and_the_head_is_new(imagenet_like_weights: Path):
@@ -71,3 +88,17 @@ def test_batchnorm_in_the_frozen_backbone_keeps_its_running_statistics_while_tra
     model(torch.randn(4, 3, 32, 32))
     assert torch.equal(model.layer3[0].bn1.running_mean, before)
     assert isinstance(model.fc, nn.Linear)
+
+
+def test_imagenet_weights_without_network_are_an_error_naming_the_offline_choices(offline):
+    with pytest.raises(TrainerError, match=f"^{OFFLINE_ERROR}$"):
+        build_model("resnet50", 3, "imagenet", "layer4")
+
+
+def test_the_trainer_reports_an_offline_imagenet_download_as_one_line(offline, small_splits, tmp_path, capsys):
+    code = cli(["--train", str(small_splits / "train"), "--valid", str(small_splits / "valid"),
+                "--test", str(small_splits / "test"), "--model-dir", str(tmp_path / "model"), "--pretrained", "imagenet", "--image-size", "32",
+                "--num-workers", "0", "--debugger", "off"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and re.fullmatch(f"error: {OFFLINE_ERROR}\n", err), err

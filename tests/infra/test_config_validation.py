@@ -62,6 +62,11 @@ def test_spot_needs_a_wait_at_least_the_runtime():
         load_config({"training": {"spot": True, "max_runtime_seconds": 7200, "max_wait_seconds": 3600}})
 
 
+def test_a_random_backbone_must_be_trained_whole():
+    with pytest.raises(ConfigError, match="unfreeze='all'"):
+        load_config({"training": {"pretrained": "none", "unfreeze": "layer4"}})
+
+
 def test_pretrained_channel_needs_a_weights_uri():
     with pytest.raises(ConfigError, match="pretrained_s3_uri"):
         load_config({"training": {"pretrained": "channel"}})

@@ -9,6 +9,7 @@ from sagemaker_validator import validate
 
 from infra import images
 from infra.config import load_config
+from sample_locations import LOC
 from infra.requests import (
     TUNED_HYPERPARAMETERS,
     JobLocations,
@@ -20,13 +21,6 @@ from infra.requests import (
 )
 from training import metrics
 
-LOC = JobLocations(
-    role_arn="arn:aws:iam::123456789012:role/imgclf-sagemaker",
-    source_bundle_uri="s3://imgclf-data/assets/source.tar.gz",
-    data_uri="s3://imgclf-data/datasets/demo",
-    output_uri="s3://imgclf-data/runs",
-    region="us-east-1",
-)
 KMS = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 WEIGHTS = "s3://imgclf-data/weights/resnet50.pth"
 TUNED = {"lr": "0.001", "batch-size": "64"}
@@ -43,7 +37,7 @@ def _switches():
     ):
         cfg = {
             "debugger": {"mode": debugger},
-            "training": {"spot": spot, "pretrained": pretrained},
+            "training": {"spot": spot, "pretrained": pretrained, "unfreeze": "all" if pretrained == "none" else "layer4"},
             "endpoint": {"mode": endpoint, "data_capture_percent": 20 if endpoint == "realtime" else 0},
             "kms_key_arn": kms,
         }
@@ -273,14 +267,14 @@ def test_model_runs_the_bundled_inference_script_with_top_k():
 
 
 def test_serverless_model_uses_the_cpu_inference_image_and_no_network_isolation():
-    cfg = _cfg(training={"network_isolation": True, "pretrained": "none"}, endpoint={"mode": "serverless"})
+    cfg = _cfg(training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"}, endpoint={"mode": "serverless"})
     request = model_request(cfg, LOC, "m1", "s3://b/model.tar.gz")
     assert "-cpu-" in request["PrimaryContainer"]["Image"]
     assert request["EnableNetworkIsolation"] is False
 
 
 def test_realtime_model_is_network_isolated_when_configured():
-    cfg = _cfg(training={"network_isolation": True, "pretrained": "none"}, endpoint={"mode": "realtime"})
+    cfg = _cfg(training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"}, endpoint={"mode": "realtime"})
     assert model_request(cfg, LOC, "m1", "s3://b/model.tar.gz")["EnableNetworkIsolation"] is True
 
 

@@ -15,15 +15,9 @@ from sagemaker_validator import (
 )
 
 from infra.config import load_config
+from sample_locations import LOC
 from infra.requests import JobLocations, training_job_request, tuning_job_request
 
-LOC = JobLocations(
-    role_arn="arn:aws:iam::123456789012:role/imgclf-sagemaker",
-    source_bundle_uri="s3://imgclf-data/assets/source.tar.gz",
-    data_uri="s3://imgclf-data/datasets/demo",
-    output_uri="s3://imgclf-data/runs",
-    region="us-east-1",
-)
 ENDPOINT_CONFIG = {
     "EndpointConfigName": "imgclf-cfg",
     "ProductionVariants": [

@@ -170,14 +170,21 @@ def train_step(model, loss_fn, optimizer, scaler, amp_dtype, images, targets):
 
 
 def train_one_epoch(model, loss_fn, optimizer, loader, device, scaler, amp_dtype, unfreeze,
-                    instrumentation, stop: StopFlag, epoch: int, print_every: int = 20):
-    """One pass over `loader`; returns (loss, accuracy, finished) where finished is False when
-    a stop was requested (the step in progress is completed first)."""
+                    instrumentation, stop: StopFlag, epoch: int, resume_at: dict | None = None,
+                    print_every: int = 20):
+    """One pass over `loader`; returns (progress, finished): progress holds the steps done and the
+    running loss/accuracy sums, finished is False when a stop was requested (the step in progress
+    is completed first). `resume_at` (a stopped epoch's progress) skips the steps already trained:
+    their batches are still loaded, so shuffle and augmentation draw the same random numbers as
+    in an uninterrupted run, and the rerun ends with the same weights."""
     train_mode(model, unfreeze)
     instrumentation.set_mode("train")
-    total_loss, correct, seen = 0.0, 0, 0
+    progress = dict(resume_at or {"step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0})
     tick = time.perf_counter()
     for step, (images, targets) in enumerate(loader, 1):
+        if step <= progress["step"]:
+            tick = time.perf_counter()
+            continue
         images = images.to(device, non_blocking=True, memory_format=memory_format(device))
         targets = targets.to(device, non_blocking=True)
         started = time.perf_counter()
@@ -185,15 +192,16 @@ def train_one_epoch(model, loss_fn, optimizer, loader, device, scaler, amp_dtype
         batch_loss = loss.item()  # synchronises, so compute time below is real on a GPU
         done = time.perf_counter()
         instrumentation.record_step(started - tick, done - started)
-        total_loss += batch_loss * len(targets)
-        correct += (outputs.argmax(1) == targets).sum().item()
-        seen += len(targets)
+        progress["step"] = step
+        progress["loss_sum"] += batch_loss * len(targets)
+        progress["correct"] += (outputs.argmax(1) == targets).sum().item()
+        progress["seen"] += len(targets)
         if step % print_every == 0 or step == len(loader):
             print(f"[train] epoch {epoch} step {step}/{len(loader)} loss {batch_loss:.4f}", flush=True)
         if stop.requested:
-            return total_loss / seen, correct / seen, False
+            return progress, False
         tick = time.perf_counter()
-    return total_loss / max(seen, 1), correct / max(seen, 1), True
+    return progress, True
 
 
 @torch.no_grad()
@@ -232,17 +240,19 @@ def _run_identity(args: argparse.Namespace, classes: list[str]) -> dict:
             "optimizer": args.optimizer, "classes": classes, "epochs": args.epochs}
 
 
-def _checkpoint_state(model, optimizer, scheduler, scaler, identity, epochs_done, history):
+def _checkpoint_state(model, optimizer, scheduler, scaler, identity, epochs_done, history, partial_epoch=None):
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "identity": identity, "epochs_done": epochs_done, "history": history}
+            "identity": identity, "epochs_done": epochs_done, "history": history,
+            "partial_epoch": partial_epoch}
 
 
 def _resume(checkpoint_dir: Path, identity: dict, model, optimizer, scheduler, scaler):
-    """(epochs done, history) from the newest checkpoint, or (0, []) for a fresh start."""
+    """(epochs done, history, progress in the next epoch or None) from the newest checkpoint,
+    or (0, [], None) for a fresh start."""
     found = load_latest(checkpoint_dir)
     if found is None:
-        return 0, []
+        return 0, [], None
     state, path = found
     if state.get("identity") != identity:
         raise TrainerError(
@@ -252,8 +262,10 @@ def _resume(checkpoint_dir: Path, identity: dict, model, optimizer, scheduler, s
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
-    print(f"resuming from {path}: {state['epochs_done']} of {identity['epochs']} epoch(s) done", flush=True)
-    return state["epochs_done"], list(state["history"])
+    partial = state.get("partial_epoch")
+    steps = f" and {partial['step']} step(s) of the next" if partial else ""
+    print(f"resuming from {path}: {state['epochs_done']} of {identity['epochs']} epoch(s){steps} done", flush=True)
+    return state["epochs_done"], list(state["history"]), partial
 
 
 def main(args: argparse.Namespace) -> int:
@@ -288,7 +300,7 @@ def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
 
     identity = _run_identity(args, classes)
     checkpoint_dir = Path(args.checkpoint_dir)
-    epochs_done, history = _resume(checkpoint_dir, identity, model, optimizer, scheduler, scaler)
+    epochs_done, history, partial = _resume(checkpoint_dir, identity, model, optimizer, scheduler, scaler)
 
     instrumentation = Instrumentation(args.debugger, Path(args.output_data_dir), save_interval=args.save_interval,
                                       profile_steps=args.profile_steps)
@@ -296,15 +308,18 @@ def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
     for epoch in range(epochs_done + 1, args.epochs + 1):
         torch.manual_seed(args.seed + epoch)  # the same shuffle and augmentation after a resume
         started = time.perf_counter()
-        train_loss, train_acc, finished = train_one_epoch(
+        progress, finished = train_one_epoch(
             model, loss_fn, optimizer, train_loader, device, scaler, amp_dtype, args.unfreeze,
-            instrumentation, stop, epoch)
+            instrumentation, stop, epoch, resume_at=partial if epoch == epochs_done + 1 else None)
         if not finished:
-            # The partial epoch's progress is kept; a rerun starts this epoch again from it.
+            # The partial epoch's steps are kept; a rerun trains the rest of this epoch.
             path = save_checkpoint(checkpoint_dir, epoch - 1, _checkpoint_state(
-                model, optimizer, scheduler, scaler, identity, epoch - 1, history))
-            print(f"stopped by SIGTERM in epoch {epoch}; checkpoint {path} written, rerun to resume", flush=True)
+                model, optimizer, scheduler, scaler, identity, epoch - 1, history, progress))
+            print(f"stopped by SIGTERM in epoch {epoch} after step {progress['step']}; checkpoint {path} "
+                  "written, rerun to resume", flush=True)
             return 0
+        train_loss = progress["loss_sum"] / max(progress["seen"], 1)
+        train_acc = progress["correct"] / max(progress["seen"], 1)
         valid_loss, valid_acc = evaluate(model, loss_fn, valid_loader, device, amp_dtype, instrumentation)
         scheduler.step()
         history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,

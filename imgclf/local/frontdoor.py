@@ -128,6 +128,13 @@ def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]
     return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", kind)], json.dumps({"message": message}).encode()
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 resets connections when more clients than that connect
+    # at once (benchmarks/load_frontdoor.py at concurrency 16); API Gateway accepts them all.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class FrontDoorServer:
     """An HTTP server on 127.0.0.1 that invokes `handler` once per request."""
 
@@ -137,8 +144,7 @@ class FrontDoorServer:
         self.binary_types = binary_types
         self.timeout_seconds = timeout_seconds
         self._lambda = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _HTTPServer(("127.0.0.1", port), self._handler_class())
 
     @property
     def port(self) -> int:

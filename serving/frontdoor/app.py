@@ -5,7 +5,9 @@ called. Every answer carries the API Gateway request id (`X-Request-Id` header a
 in the body), which is also the correlation id of every log line.
 
 Env: ENDPOINT_NAME (required), MAX_BODY_BYTES (raw bytes, default 4,400,000), TOP_K (optional
-default, else the model's), POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE. boto3 honours
+default, else the model's), ENDPOINT_READ_TIMEOUT_SECONDS (optional, above 0 and at most 11: how long
+to wait for the model's answer; lower it for a fast model to fail sooner), POWERTOOLS_SERVICE_NAME,
+POWERTOOLS_METRICS_NAMESPACE. boto3 honours
 AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, which points the unchanged code at a local endpoint.
 """
 from __future__ import annotations
@@ -28,15 +30,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .content_types import ACCEPTED_CONTENT_TYPES
 from .errors import ApiError, from_endpoint_failure
 
-ACCEPTED_CONTENT_TYPES = (
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "application/x-image",
-    "application/octet-stream",
-)
 DEFAULT_MAX_BODY_BYTES = 4_400_000  # Lambda's 6 MB sync payload, after base64
 MAX_TOP_K = 1000
 # API Gateway gives up after 29 s. Two attempts of (2 s connect + 11 s read) plus the standard
@@ -70,7 +66,23 @@ app = APIGatewayRestResolver(cors=_cors())
 @functools.cache
 def runtime_client():
     """One sagemaker-runtime client per Lambda instance: warm invocations reuse its connections."""
-    return boto3.client("sagemaker-runtime", config=RUNTIME_CONFIG)
+    return boto3.client("sagemaker-runtime", config=RUNTIME_CONFIG.merge(Config(read_timeout=_read_timeout())))
+
+
+def _read_timeout() -> float:
+    """ENDPOINT_READ_TIMEOUT_SECONDS, at most RUNTIME_CONFIG's: a longer wait would let API Gateway
+    time out first, and the caller would get the gateway's bare 504 instead of ours."""
+    limit = RUNTIME_CONFIG.read_timeout
+    raw = os.environ.get("ENDPOINT_READ_TIMEOUT_SECONDS", "").strip()
+    if not raw:
+        return limit
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= limit:  # a deployment fault: logged, answered as 500
+        raise RuntimeError(f"ENDPOINT_READ_TIMEOUT_SECONDS must be a number above 0 and at most {limit}, got {raw[:20]!r}")
+    return value
 
 
 @functools.cache

@@ -292,3 +292,19 @@ def test_configured_cors_origins_are_allowed_on_answers(tmp_path):
     )
     assert answer["statusCode"] == 415
     assert answer["multiValueHeaders"]["Access-Control-Allow-Origin"] == ["https://app.example.com"]
+
+
+@pytest.mark.parametrize("value", ["0", "12", "soon"])
+def test_a_bad_read_timeout_setting_is_a_500_without_a_stack_trace(frontdoor, monkeypatch, log_lines, value):
+    frontdoor.runtime_client.cache_clear()
+    monkeypatch.setenv("ENDPOINT_READ_TIMEOUT_SECONDS", value)
+    status, body, _ = call(frontdoor, proxy_event(corpus.jpeg()))
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    assert "Traceback" not in json.dumps(body)
+    assert any("ENDPOINT_READ_TIMEOUT_SECONDS" in line.get("exception", "") for line in log_lines())
+
+
+def test_a_read_timeout_setting_within_the_limit_configures_the_client(frontdoor, monkeypatch):
+    frontdoor.runtime_client.cache_clear()
+    monkeypatch.setenv("ENDPOINT_READ_TIMEOUT_SECONDS", "2.5")
+    assert frontdoor.runtime_client().meta.config.read_timeout == 2.5

@@ -51,11 +51,11 @@ def test_managed_rule_parameters_are_strings_naming_the_rule_to_invoke():
     assert params == {"rule_to_invoke": "Overfit", "start_step": "0", "patience": "3", "ratio_threshold": "0.1"}
 
 
-def test_collection_configurations_save_losses_every_step_and_the_rest_at_the_interval():
+def test_collection_configurations_save_losses_every_step_weights_rarely_and_the_rest_at_the_interval():
     configs = {c["CollectionName"]: c["CollectionParameters"] for c in collection_configurations(25)}
     assert configs == {
         "losses": {"include_regex": ".*CrossEntropyLoss_output.*", "save_interval": "1"},
         "gradients": {"save_interval": "25"},
-        "weights": {"save_interval": "25"},
+        "weights": {"save_interval": "500"},
         "relu_input": {"include_regex": ".*relu_input", "save_interval": "25"},
     }

@@ -1,0 +1,88 @@
+"""A training job killed mid-run (SIGKILL, or SIGTERM as on a spot interruption) loses at most the
+epoch in progress, and its rerun ends with the same metrics as a run that was never interrupted."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from training.checkpoint import StopFlag
+from training.train import parse_args, run_job
+from conftest import FAST_FLAGS
+
+FLAGS = ("--epochs", "2", "--optimizer", "adamw", "--seed", "3")
+
+
+def metric_lines(stdout: str) -> list[str]:
+    return re.findall(r"^(?:epoch=\d+|test_loss=).*$", stdout, re.M)
+
+
+def wait_for(path: Path, process, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None and time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_a_sigkilled_job_resumes_from_its_newest_checkpoint_and_ends_like_an_uninterrupted_run(
+        small_splits: Path, tmp_path: Path, start_trainer, run_trainer):
+    reference = run_trainer(small_splits, tmp_path / "reference", *FLAGS)
+    assert reference.returncode == 0, reference.stderr
+
+    job = tmp_path / "job"
+    killed = start_trainer(small_splits, job, *FLAGS)
+    wait_for(job / "checkpoints" / "checkpoint-0001.pth", killed)
+    os.killpg(killed.pid, signal.SIGKILL)  # no handler runs: whatever was in flight is lost
+    killed.communicate(timeout=60)
+
+    rerun = run_trainer(small_splits, job, *FLAGS)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming from {job / 'checkpoints' / 'checkpoint-0001.pth'}: 1 of 2 epoch(s) done" in rerun.stdout
+    assert re.findall(r"^epoch=(\d+) ", rerun.stdout, re.M) == ["2"]  # only the unfinished epoch again
+    assert metric_lines(rerun.stdout) == metric_lines(reference.stdout)[1:]
+
+
+class StopAfterSteps(StopFlag):
+    """SIGTERM as the training loop sees it (a flag polled after each step), arriving after `steps`
+    steps: a deterministic stand-in for a signal's timing."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self._polls_left = steps
+
+    @property
+    def requested(self) -> bool:
+        self._polls_left -= 1
+        return self._polls_left < 0
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        pass
+
+
+def _job_args(splits: Path, job: Path) -> list[str]:
+    # batch 8 over 32 images: 4 steps per epoch, so a stop can land in the middle of one
+    return ["--train", str(splits / "train"), "--valid", str(splits / "valid"), "--test", str(splits / "test"),
+            "--model-dir", str(job / "model"), *FAST_FLAGS, *FLAGS, "--batch-size", "8"]
+
+
+def test_a_job_stopped_mid_epoch_resumes_at_the_next_step_and_ends_with_the_uninterrupted_weights(
+        small_splits: Path, tmp_path: Path, capsys):
+    assert run_job(parse_args(_job_args(small_splits, tmp_path / "reference")), StopFlag()) == 0
+    reference = capsys.readouterr().out
+
+    job = tmp_path / "job"
+    assert run_job(parse_args(_job_args(small_splits, job)), StopAfterSteps(4 + 2)) == 0
+    assert "stopped by SIGTERM in epoch 2 after step 2" in capsys.readouterr().out
+    assert run_job(parse_args(_job_args(small_splits, job)), StopFlag()) == 0
+    rerun = capsys.readouterr().out
+
+    assert "1 of 2 epoch(s) and 2 step(s) of the next done" in rerun
+    assert metric_lines(rerun) == metric_lines(reference)[1:]
+    expected = torch.load(tmp_path / "reference" / "model" / "model.pth", weights_only=True)
+    resumed = torch.load(job / "model" / "model.pth", weights_only=True)
+    assert all(torch.equal(expected[name], resumed[name]) for name in expected)

@@ -109,6 +109,20 @@ class DebuggerConfig(_Section):
     mode: Literal["portable", "managed", "off"] = Field("portable", description='portable: in-job smdebug rules; managed: SageMaker Debugger rule jobs; off: none.')
     save_interval: int = Field(10, ge=1, le=100000, description="Steps between saved tensors.")
     profile_steps: int = Field(10, ge=0, le=10000, description="torch.profiler window, in steps.")
+    rule_parameters: dict[str, dict[str, str | int | float | bool]] = Field(
+        default_factory=dict,
+        description="Overrides of the rules' AWS-documented defaults, e.g. `{\"Overfit\": {\"patience\": 3}}`; "
+        "used in both portable and managed mode.",
+    )
+
+    @field_validator("rule_parameters")
+    @classmethod
+    def _known_rules(cls, v: dict) -> dict:
+        from training.debugger_collections import rule_parameters
+
+        for rule, overrides in v.items():
+            rule_parameters(rule, overrides)  # unknown rule or parameter, or a bad value: ValueError
+        return v
 
 
 class GateConfig(_Section):
@@ -244,7 +258,7 @@ def _reference_rows(model: type[BaseModel], prefix: str = ""):
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             yield from _reference_rows(field.annotation, f"{prefix}{name}.")
         else:
-            default = field.default
+            default = field.get_default(call_default_factory=True)
             shown = ", ".join(map(str, default)) if isinstance(default, tuple) else default
             yield f"| `{prefix}{name}` | `{'none' if shown in (None, '') else shown}` | {field.description} |"
 

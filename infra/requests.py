@@ -8,6 +8,8 @@ against it by tests/infra/sagemaker_validator.py.
 """
 from __future__ import annotations
 
+import json
+
 import re
 from dataclasses import dataclass
 
@@ -93,6 +95,7 @@ def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
         "debugger": cfg.debugger.mode,
         "save-interval": str(cfg.debugger.save_interval),
         "profile-steps": str(cfg.debugger.profile_steps),
+        **({"rule-params": json.dumps(cfg.debugger.rule_parameters, sort_keys=True)} if cfg.debugger.rule_parameters else {}),
         "sagemaker_program": PROGRAM,
         "sagemaker_submit_directory": loc.source_bundle_uri,
         "sagemaker_region": loc.region,
@@ -213,13 +216,15 @@ def tuning_job_request(cfg: Config, loc: JobLocations, job_name: str) -> dict:
     }
 
 
-def _rule_configurations(image: str) -> list[dict]:
+def _rule_configurations(cfg: Config, image: str) -> list[dict]:
     """The five rules with the same parameters the portable rules judge with."""
     return [
         {
             "RuleConfigurationName": rule,
             "RuleEvaluatorImage": image,
-            "RuleParameters": debugger_collections.managed_rule_parameters(rule),
+            "RuleParameters": debugger_collections.managed_rule_parameters(
+                rule, cfg.debugger.rule_parameters.get(rule)
+            ),
         }
         for rule in metrics.RULE_NAMES
     ]
@@ -239,7 +244,7 @@ def _managed_debugger(cfg: Config, loc: JobLocations) -> dict:
             "S3OutputPath": debug_output_uri(loc),
             "CollectionConfigurations": debugger_collections.collection_configurations(cfg.debugger.save_interval),
         },
-        "DebugRuleConfigurations": _rule_configurations(image),
+        "DebugRuleConfigurations": _rule_configurations(cfg, image),
         "ProfilerConfig": {
             "S3OutputPath": debug_output_uri(loc),
             "ProfilingIntervalInMilliseconds": _PROFILING_INTERVAL_MS,

@@ -13,6 +13,7 @@ Metrics go to stdout in the format of training/metrics.py, which the MetricDefin
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from torch import nn
 from serving.architecture import ARCHITECTURES
 from serving.preprocess import eval_transform
 from training.checkpoint import StopFlag, load_latest, save_checkpoint
+from training.debugger_collections import rule_parameters
 from training.data import load_splits, make_loader, train_transform
 from training.errors import TrainerError
 from training.instrumentation import Instrumentation
@@ -68,6 +70,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text[:60]!r}: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text[:60]!r}")
+    return value
+
+
 def _env_path(name: str) -> str | None:
     return os.environ.get(name) or None
 
@@ -101,6 +113,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     dbg.add_argument("--debugger", choices=("portable", "managed", "off"), default="portable")
     dbg.add_argument("--save-interval", type=_int_at_least(1), default=10)
     dbg.add_argument("--profile-steps", type=_int_at_least(0), default=10)
+    dbg.add_argument("--rule-params", type=_json_object, default={},
+                     help='JSON overrides of the rules\' defaults, e.g. \'{"Overfit": {"patience": 3}}\'')
     return p
 
 
@@ -119,6 +133,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             rejected.append(token)
     if rejected:
         parser.error(f"unrecognized arguments: {' '.join(rejected)}")
+    for rule, overrides in args.rule_params.items():  # checked before any data is read
+        try:
+            if not isinstance(overrides, dict):
+                raise ValueError(f"rule {rule}: expected an object of parameters, got {overrides!r}")
+            rule_parameters(rule, overrides)
+        except ValueError as err:
+            parser.error(f"argument --rule-params: {err}")
     _default_paths(args)
     return args
 
@@ -303,7 +324,7 @@ def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
     epochs_done, history, partial = _resume(checkpoint_dir, identity, model, optimizer, scheduler, scaler)
 
     instrumentation = Instrumentation(args.debugger, Path(args.output_data_dir), save_interval=args.save_interval,
-                                      profile_steps=args.profile_steps)
+                                      profile_steps=args.profile_steps, rule_params=args.rule_params)
     instrumentation.attach(model, loss_fn)
     for epoch in range(epochs_done + 1, args.epochs + 1):
         torch.manual_seed(args.seed + epoch)  # the same shuffle and augmentation after a resume

@@ -134,3 +134,13 @@ def test_the_config_reference_in_the_docs_lists_every_field_with_its_default():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "infrastructure.md").read_text()
     assert reference_table() in doc
+
+
+def test_rule_parameters_for_an_unknown_rule_fail_with_the_field_name():
+    with pytest.raises(ConfigError, match=r"debugger\.rule_parameters.*unknown rule 'Overfitting'"):
+        load_config({"debugger": {"rule_parameters": {"Overfitting": {"patience": 2}}}})
+
+
+def test_rule_parameters_with_an_unknown_parameter_fail():
+    with pytest.raises(ConfigError, match="has no parameter 'patients'"):
+        load_config({"debugger": {"rule_parameters": {"Overfit": {"patients": 2}}}})

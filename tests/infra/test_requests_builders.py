@@ -307,3 +307,19 @@ def test_data_capture_without_a_destination_is_refused():
     cfg = _cfg(endpoint={"mode": "realtime", "data_capture_percent": 15})
     with pytest.raises(ValueError, match="data capture"):
         endpoint_config_request(cfg, "c1", "m1")
+
+
+def test_rule_parameter_overrides_reach_the_portable_trainer_as_one_json_hyperparameter():
+    import json
+
+    cfg = _cfg(debugger={"mode": "portable", "rule_parameters": {"Overfit": {"patience": 3}}})
+    static = static_hyperparameters(cfg, LOC)
+    assert json.loads(static["rule-params"]) == {"Overfit": {"patience": 3}}
+    assert "rule-params" not in static_hyperparameters(_cfg(), LOC)
+
+
+def test_rule_parameter_overrides_reach_the_managed_rule_jobs():
+    cfg = _cfg(debugger={"mode": "managed", "rule_parameters": {"Overfit": {"patience": 3}}})
+    rules = {r["RuleConfigurationName"]: r["RuleParameters"] for r in training_job_request(cfg, LOC, "imgclf-job", {})["DebugRuleConfigurations"]}
+    assert rules["Overfit"]["patience"] == "3"
+    assert rules["Overfit"]["ratio_threshold"] == "0.1"  # the rest keep AWS's defaults

@@ -59,3 +59,12 @@ def test_collection_configurations_save_losses_every_step_weights_rarely_and_the
         "weights": {"save_interval": "500"},
         "relu_input": {"include_regex": ".*relu_input", "save_interval": "25"},
     }
+
+
+def test_every_collection_a_rule_reads_is_saved_by_the_hook():
+    from training.debugger_collections import COLLECTIONS, RULE_COLLECTIONS
+    from training.metrics import RULE_NAMES
+
+    assert set(RULE_COLLECTIONS) == set(RULE_NAMES)
+    for rule, collections in RULE_COLLECTIONS.items():
+        assert set(collections) <= set(COLLECTIONS), rule

@@ -30,7 +30,7 @@ def test_categorical_hyperparameters_arrive_as_strings_and_are_converted():
     "flag, value",
     [("--lr", "-0.1"), ("--lr", "fast"), ("--batch-size", "0"), ("--batch-size", "3.5"), ("--epochs", "nan"),
      ("--image-size", "8"), ("--amp", "maybe"), ("--unfreeze", "layer2"), ("--arch", "vgg16"),
-     ("--debugger", "loud"), ("--num-workers", "-1")],
+     ("--debugger", "loud"), ("--num-workers", "-1"), ("--rule-params", "[1, 2]"), ("--rule-params", "{oops")],
 )
 def test_a_bad_hyperparameter_value_is_a_clear_one_line_error_naming_the_flag(capsys, flag, value):
     assert cli([*PATHS, flag, value]) == 2
@@ -65,3 +65,18 @@ def test_without_a_model_dir_the_error_names_the_variable_and_the_flag(monkeypat
     monkeypatch.delenv("SM_MODEL_DIR", raising=False)
     assert cli(["--train", "t", "--valid", "v"]) == 2
     assert capsys.readouterr().err == "error: no model dir: set SM_MODEL_DIR or pass --model-dir\n"
+
+
+def test_rule_parameter_overrides_arrive_as_one_json_hyperparameter():
+    args = parse_args([*PATHS, "--rule-params", '{"Overfit": {"patience": "3"}}'])
+    assert args.rule_params == {"Overfit": {"patience": "3"}}
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [('{"Overfit": 3}', "rule Overfit: expected an object of parameters"),
+     ('{"Overfit": {"patients": 3}}', "rule Overfit has no parameter 'patients'")],
+)
+def test_rule_parameters_are_checked_against_the_rules_before_training(capsys, value, message):
+    assert cli([*PATHS, "--rule-params", value]) == 2
+    assert capsys.readouterr().err.startswith(f"error: argument --rule-params: {message}")

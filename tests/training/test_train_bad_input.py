@@ -108,3 +108,13 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clear_error_and_leaves_no_part
     assert result.stderr.strip().splitlines()[-1] == \
         f"error: cannot write {job / 'checkpoints' / 'checkpoint-0001.pth'}: File too large"
     assert list((job / "checkpoints").iterdir()) == []
+
+
+def test_rule_parameters_for_an_unknown_rule_are_refused_before_training(splits_copy, tmp_path, capsys):
+    code = cli(["--train", str(splits_copy / "train"), "--valid", str(splits_copy / "valid"),
+                "--model-dir", str(tmp_path / "model"), "--pretrained", "none", "--unfreeze", "all",
+                "--image-size", "32", "--num-workers", "0", "--rule-params", '{"Overfitting": {}}'])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --rule-params: unknown rule 'Overfitting'") and "Traceback" not in err
+    assert not list((tmp_path / "checkpoints").glob("*.pth"))

@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
-_NAME = r"^[a-z][a-z0-9-]{0,11}$"
+#: No dash: IAM scopes this stack's jobs as `<name>-*`, which must not also match another stack's
+#: `<name>-<more>-*` (a stack named `imgclf-dev` beside `imgclf`).
+_NAME = r"^[a-z][a-z0-9]{0,11}$"
 
 
 class ConfigError(ValueError):
@@ -107,7 +109,7 @@ class DebuggerConfig(_Section):
     managed: SageMaker Debugger rule jobs (accounts that still have Debugger); off: none."""
 
     mode: Literal["portable", "managed", "off"] = Field("portable", description='portable: in-job smdebug rules; managed: SageMaker Debugger rule jobs; off: none.')
-    save_interval: int = Field(10, ge=1, le=100000, description="Steps between saved tensors.")
+    save_interval: int = Field(500, ge=1, le=100000, description="Steps between saved gradients and weights (losses: every step; ReLU inputs: the first PoorWeightInitialization steps).")
     profile_steps: int = Field(10, ge=0, le=10000, description="torch.profiler window, in steps.")
     rule_parameters: dict[str, dict[str, str | int | float | bool]] = Field(
         default_factory=dict,
@@ -170,7 +172,7 @@ class ApiConfig(_Section):
 class Config(_Section):
     """Everything a deployment and a local run are built from."""
 
-    name: str = Field("imgclf", pattern=_NAME, description="Prefix of every resource and job name.")
+    name: str = Field("imgclf", pattern=_NAME, description="Prefix of every resource and job name: a lowercase letter, then up to 11 lowercase letters or digits (no dash).")
     dataset_prefix: str = Field(
         "datasets/demo", pattern=r"^[A-Za-z0-9!_.*'()/-]+$", description="Key prefix with train/ valid/ test/."
     )
@@ -248,8 +250,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def config_from_context(context: dict[str, Any] | None, config_file: str | Path | None = None) -> Config:
-    """How app.py reads it: the file named by the `config` context key, then the `imgclf` object."""
+def config_from_context(context: dict[str, Any] | str | None, config_file: str | Path | None = None) -> Config:
+    """How app.py reads it: the file named by the `config` context key, then the `imgclf` object.
+    The CDK CLI passes `-c imgclf='{...}'` as a string, cdk.json as an object: both are accepted."""
+    if isinstance(context, str):
+        try:
+            context = json.loads(context)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"context imgclf is not valid JSON: {err}") from None
     return load_config(read_config_file(config_file) if config_file else None, context)
 
 

@@ -40,7 +40,7 @@ def acknowledge(stack: "ImgclfStack") -> None:
          "(execution input dataset_prefix), so reads cover this bucket's objects. Writes are limited to runs/ and capture/.")
     _ack(sagemaker_role, f"AwsSolutions-IAM5[Resource::{bucket}/{OUTPUT_PREFIX}/*]",
          "Jobs write model.tar.gz, managed Debugger output and per-job checkpoints under runs/<job name>/; "
-         "job names are made per run from the execution name.")
+         "job names carry the run id, made at run time.")
     _ack(sagemaker_role, f"AwsSolutions-IAM5[Resource::{bucket}/{DATA_CAPTURE_PREFIX}/*]",
          "Endpoint data capture writes under capture/<endpoint>/<variant>/<date>/, keys chosen by SageMaker.")
     _ack(sagemaker_role, "AwsSolutions-IAM5[Resource::*]",
@@ -52,7 +52,8 @@ def acknowledge(stack: "ImgclfStack") -> None:
 
     sm_role = pipeline.state_machine.role
     _ack(sm_role, "AwsSolutions-IAM5[Resource::*]",
-         "X-Ray tracing and CloudWatch Logs delivery actions of the state machine have no resource-level permissions"
+         "X-Ray tracing and CloudWatch Logs delivery actions of the state machine have no resource-level permissions; "
+         "sagemaker:ListTags on * is what the Step Functions developer guide grants for .sync SageMaker jobs"
          + ("; Application Auto Scaling scalable-target ARNs carry a generated id, so those calls are limited "
             "by the sagemaker service-namespace condition." if cfg.endpoint.mode == "realtime" else "."))
     for resource, what in (
@@ -62,7 +63,7 @@ def acknowledge(stack: "ImgclfStack") -> None:
         ("endpoint-config", "one endpoint config per run (an endpoint update needs a new one)"),
     ):
         _ack(sm_role, f"AwsSolutions-IAM5[Resource::{_arn(stack, 'sagemaker:' + resource + '/', cfg.name + '-*')}]",
-             f"Names are <{cfg.name}>-<run id>-..., the run id taken from the execution name at run time: {what}.")
+             f"Names are <{cfg.name}>-<run id>-..., the run id made at run time (8 hex digits): {what}.")
     if cfg.endpoint.mode == "realtime":
         _ack(sm_role, f"AwsSolutions-IAM5[Resource::{_arn(stack, 'cloudwatch:alarm:', f'TargetTracking-endpoint/{endpoint_name(cfg)}/*')}]",
              "Target tracking creates its alarms as TargetTracking-endpoint/<endpoint>/... with generated suffixes.")

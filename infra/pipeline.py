@@ -82,17 +82,26 @@ class Pipeline(Construct):
         """FAILED / TIMED_OUT / ABORTED executions -> SNS. EventBridge can publish to an encrypted
         topic only with a customer-managed key whose policy lets events.amazonaws.com use it."""
         key = kms.Key(self, "AlertsKey", enable_key_rotation=True, description=f"{cfg.name}: pipeline alerts topic")
+        # The rule's ARN is built from its name: a reference would close a cycle (key -> rule ->
+        # topic -> key). The condition keeps EventBridge from using the key for any other rule.
+        rule_name = f"{cfg.name}-pipeline-alerts"
+        rule_arn = Stack.of(self).format_arn(service="events", resource="rule", resource_name=rule_name)
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 resources=["*"],
+                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
             )
         )
-        topic = sns.Topic(self, "Alerts", display_name=f"{cfg.name} pipeline alerts", master_key=key, enforce_ssl=True)
+        topic = sns.Topic(self, "Alerts", display_name=f"{cfg.name} pipeline alerts", enforce_ssl=True)
+        # The key is set on the L1 resource: with `master_key`, the SNS rule target would also grant
+        # events.amazonaws.com the key without any condition, beside the conditioned grant above.
+        topic.node.default_child.kms_master_key_id = key.key_arn
         rule = events.Rule(
             self,
             "ExecutionFailed",
+            rule_name=rule_name,
             description=f"{cfg.name}: pipeline execution failed, timed out or was aborted",
             event_pattern=events.EventPattern(
                 source=["aws.states"],

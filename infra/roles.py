@@ -121,6 +121,7 @@ def sagemaker_execution_role(
 
 def state_machine_role(scope: Construct, construct_id: str, *, cfg: Config, sagemaker_role: iam.IRole, key: kms.IKey | None) -> iam.Role:
     stack = Stack.of(scope)
+    # cfg.name has no dash, so `<name>-*` cannot match another stack's `<name>-<suffix>-...` names.
     prefix = f"{cfg.name}-*"
     endpoint = endpoint_name(cfg)
     endpoint_arn = _sagemaker_arn(stack, "endpoint", endpoint)
@@ -163,6 +164,9 @@ def state_machine_role(scope: Construct, construct_id: str, *, cfg: Config, sage
             resources=[sagemaker_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
+        # Step Functions developer guide, "IAM policies for SageMaker", Run a Job (.sync): the
+        # integration reads the job's tags; AWS's own policy grants ListTags on "*".
+        iam.PolicyStatement(sid="SyncJobTags", actions=["sagemaker:ListTags"], resources=["*"]),
         iam.PolicyStatement(
             sid="SyncEventRules",
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],

@@ -2,11 +2,11 @@
 
 Tune -> merge tuned + static hyperparameters -> Retrain -> (managed: wait for the rule jobs) ->
 Gate -> CreateModel -> CreateEndpointConfig -> create or update the endpoint -> wait InService
-(-> real-time: register auto scaling). Every failure path ends in a Fail state whose cause says
-what happened.
+(-> real-time: register auto scaling). Every task has a Catch, so every failure path ends in a
+Fail state whose cause says what happened, never in a raw task error.
 
 The SageMaker task parameters are the request builders' dicts (infra/requests.py), one source of
-truth. Values known only at run time (names derived from the execution name, the dataset prefix
+truth. Values known only at run time (names made from a run id, the dataset prefix
 from the execution input, the model artifact of the retrain) are passed to the builders as
 placeholders, and `bind_placeholders` turns each into a `Key.$` entry. Pure: no CDK here, so the
 definition is unit-testable; CDK tokens (role ARN, bucket name, asset URL) pass through as strings.
@@ -21,9 +21,11 @@ from infra import endpoint_scaling, requests
 from infra.config import Config
 from training import metrics
 
-#: `$$.Execution.Name`'s first dash-separated segment (8 hex digits for the default UUID names):
-#: short enough that `<name>-<run>-tune` fits the 32-character tuning-job limit.
-RUN_ID = "States.ArrayGetItem(States.StringSplit($$.Execution.Name, '-'), 0)"
+#: The first group of a fresh UUID: 8 hex digits, so `<name>-<run>-tune` always fits the
+#: 32-character tuning-job limit and SageMaker's name pattern, whatever the execution is called
+#: (a custom execution name may hold underscores, dots or 80 characters). The names are in the
+#: execution's history and output.
+RUN_ID = "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0)"
 #: Execution input a run may override, with the config value as default.
 OVERRIDABLE = ("dataset_prefix", "epochs", "min_test_accuracy")
 #: Output prefix of every job (models, managed debug output, per-job checkpoints).
@@ -31,25 +33,35 @@ OUTPUT_PREFIX = "runs"
 DATA_CAPTURE_PREFIX = "capture"
 #: Seconds between polls of the endpoint and of the managed rule jobs.
 POLL_SECONDS = 30
+#: Endpoint statuses that end by themselves: wait for them before creating or updating.
+TRANSIENT_ENDPOINT_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+#: Stands in for a FailureReason that SageMaker did not give (it gives one only on failure).
+NO_REASON = "SageMaker gave no FailureReason"
 
 _SYNC = "arn:aws:states:::sagemaker:{}.sync"
 _CALL = "arn:aws:states:::sagemaker:{}"
 _SDK = "arn:aws:states:::aws-sdk:{}:{}"
-# Throttling surfaces under these names: optimised integrations wrap every SageMaker error in
-# AmazonSageMakerException, SDK integrations prefix the service name.
-_THROTTLED = ["ThrottlingException", "SageMaker.ThrottlingException"]
-_RETRY_THROTTLED = [{"ErrorEquals": _THROTTLED, "IntervalSeconds": 5, "MaxAttempts": 5, "BackoffRate": 2.0}]
+# Error names differ by integration. Optimised SageMaker integrations (.sync and request-response)
+# report every SageMaker API error, throttling included, as SageMaker.AmazonSageMakerException
+# (the error code is only in the cause); SDK integrations report <Service>.<ErrorCode>[Exception].
+# A failed .sync job is not such an error: its Describe response arrives as the cause of a
+# task failure, which the Catch blocks turn into a Fail state.
 _RETRY_CALL = [
     {
-        "ErrorEquals": [*_THROTTLED, "SageMaker.AmazonSageMakerException"],
+        "ErrorEquals": ["SageMaker.AmazonSageMakerException", "ThrottlingException"],
         "IntervalSeconds": 5,
-        "MaxAttempts": 3,
+        "MaxAttempts": 5,
         "BackoffRate": 2.0,
     }
 ]
 _RETRY_SDK = [
     {
-        "ErrorEquals": [*_THROTTLED, "SageMaker.SageMakerException", "ApplicationAutoScaling.ConcurrentUpdateException"],
+        "ErrorEquals": [
+            "SageMaker.ThrottlingException",
+            "SageMaker.SageMakerException",
+            "ApplicationAutoScaling.ThrottlingException",
+            "ApplicationAutoScaling.ConcurrentUpdateException",
+        ],
         "IntervalSeconds": 2,
         "MaxAttempts": 3,
         "BackoffRate": 2.0,
@@ -198,8 +210,21 @@ def _fail_path(cause_path: str, error: str) -> dict:
     return {"Type": "Fail", "Error": error, "CausePath": cause_path}
 
 
+def _catch(next_state: str) -> list:
+    """Whatever the retries did not absorb goes to `next_state`, with {Error, Cause} at $.error."""
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": next_state}]
+
+
 def _task(resource: str, parameters: dict, next_state: str, retry: list, **fields: Any) -> dict:
     return {"Type": "Task", "Resource": resource, "Parameters": parameters, "Retry": retry, "Next": next_state, **fields}
+
+
+def _call(task: str, resource: str, parameters: dict, next_state: str, retry: list, error: str, **fields: Any) -> dict:
+    """`task` and `<task>Failed`, a Fail whose cause is the refusal (error code and message)."""
+    return {
+        task: _task(resource, parameters, next_state, retry, Catch=_catch(f"{task}Failed"), **fields),
+        f"{task}Failed": _fail_path(f"States.Format('{task} failed: {{}}', $.error.Cause)", error),
+    }
 
 
 def _present_and(field: str, *conditions: dict) -> dict:
@@ -216,6 +241,9 @@ def _input_states(cfg: Config) -> dict:
                 {"Not": {"Variable": f"$.{prefix}", "IsString": True}},
                 {"Variable": f"$.{prefix}", "StringMatches": "s3:*"},
                 {"Variable": f"$.{prefix}", "StringMatches": "/*"},
+                # The channels append /train/ etc.: a trailing slash would make s3://b/x//train/.
+                {"Variable": f"$.{prefix}", "StringMatches": "*/"},
+                {"Variable": f"$.{prefix}", "StringMatches": "*//*"},
                 {"Variable": f"$.{prefix}", "StringMatches": "* *"},
                 {"Variable": f"$.{prefix}", "StringEquals": ""},
             ),
@@ -245,7 +273,7 @@ def _input_states(cfg: Config) -> dict:
         "ValidateInput": {"Type": "Choice", "Choices": choices, "Default": "ApplyDefaults"},
         "InvalidDatasetPrefix": _fail(
             "execution input dataset_prefix must be a key prefix in the pipeline bucket such as "
-            "'datasets/demo' (no s3://, no leading slash, no spaces)",
+            "'datasets/demo' (no s3://, no leading, trailing or double slash, no spaces)",
             "InvalidInput",
         ),
         "InvalidEpochs": _fail("execution input epochs must be a number from 1 to 1000", "InvalidInput"),
@@ -266,26 +294,31 @@ def _input_states(cfg: Config) -> dict:
 
 
 def _prepare_states(cfg: Config, dep: Deployment, tuning_static: dict, training_static: dict) -> dict:
-    def name(suffix: str) -> str:
-        return f"States.Format('{cfg.name}-{{}}{suffix}', {RUN_ID})"
-
     return {
         "NameRun": {
             "Type": "Pass",
-            "Comment": "Names derive from the execution name; the dataset URI from the input.",
+            "Comment": "One run id for all names; the dataset URI from the input.",
             "Parameters": {
                 "settings.$": "$.settings",
-                "names": {
-                    "tuning_job.$": name("-tune"),
-                    "training_job.$": name("-final"),
-                    "model.$": name(""),
-                    "endpoint_config.$": name(""),
-                },
+                "run_id.$": RUN_ID,
                 "data_uri.$": f"States.Format('s3://{dep.bucket_name}/{{}}', $.settings.dataset_prefix)",
                 # MathAdd rounds a non-integer to the nearest integer.
                 "overrides": {"epochs.$": "States.Format('{}', States.MathAdd($.settings.epochs, 0))"},
                 "static": {"tuning": tuning_static, "training": training_static},
+                # Merged under a Describe response that may lack FailureReason (see _failure_reason).
+                "fallback": {"FailureReason": NO_REASON},
             },
+            "Next": "NameJobs",
+        },
+        "NameJobs": {
+            "Type": "Pass",
+            "Parameters": {
+                "tuning_job.$": f"States.Format('{cfg.name}-{{}}-tune', $.run_id)",
+                "training_job.$": f"States.Format('{cfg.name}-{{}}-final', $.run_id)",
+                "model.$": f"States.Format('{cfg.name}-{{}}', $.run_id)",
+                "endpoint_config.$": f"States.Format('{cfg.name}-{{}}', $.run_id)",
+            },
+            "ResultPath": "$.names",
             "Next": "ApplyOverrides",
         },
         "ApplyOverrides": {
@@ -300,20 +333,46 @@ def _prepare_states(cfg: Config, dep: Deployment, tuning_static: dict, training_
     }
 
 
+def _job_failure_states(task: str, kind: str, name_path: str, status_key: str) -> dict:
+    """Where a .sync job task's Catch leads. A job that ended Failed or Stopped fails the task with
+    its Describe response (JSON) as the cause: report the job's status and FailureReason. Anything
+    else (the create call refused, permissions) is reported with its cause as is."""
+    return {
+        f"{task}Failed?": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.error.Cause", "StringMatches": "{*", "Next": f"Read{task}Failure"}],
+            "Default": f"{task}Refused",
+        },
+        f"Read{task}Failure": {
+            "Type": "Pass",
+            "Parameters": {"job.$": "States.JsonMerge($.fallback, States.StringToJson($.error.Cause), false)"},
+            "ResultPath": "$.failure",
+            "Next": f"{task}JobFailed",
+        },
+        f"{task}JobFailed": _fail_path(
+            f"States.Format('{kind} {{}} ended {{}}: {{}}', {name_path}, $.failure.job.{status_key}, $.failure.job.FailureReason)",
+            "TrainingFailed",
+        ),
+        f"{task}Refused": _fail_path(f"States.Format('{task} failed: {{}}', $.error.Cause)", "TrainingFailed"),
+    }
+
+
 def _training_states(cfg: Config, dep: Deployment, tuning: dict, training: dict, after: str) -> dict:
     return {
         "Tune": _task(
             _SYNC.format("createHyperParameterTuningJob"),
             tuning,
             "MergeHyperparameters",
-            _RETRY_THROTTLED,
+            _RETRY_CALL,
             ResultSelector={
                 "best_training_job.$": "$.BestTrainingJob.TrainingJobName",
                 "tuned.$": "$.BestTrainingJob.TunedHyperParameters",
                 "objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
             },
             ResultPath="$.tuning",
+            Catch=_catch("TuneFailed?"),
         ),
+        **_job_failure_states("Tune", "tuning job", "$.names.tuning_job", "HyperParameterTuningJobStatus"),
         "MergeHyperparameters": {
             "Type": "Pass",
             "Comment": "TunedHyperParameters holds only the tuned values: merge them over the static ones.",
@@ -325,27 +384,31 @@ def _training_states(cfg: Config, dep: Deployment, tuning: dict, training: dict,
             _SYNC.format("createTrainingJob"),
             training,
             after,
-            _RETRY_THROTTLED,
+            _RETRY_CALL,
             ResultSelector={
                 "job_name.$": "$.TrainingJobName",
                 "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
                 "metrics.$": "$.FinalMetricDataList",
             },
             ResultPath="$.training",
+            Catch=_catch("RetrainFailed?"),
         ),
+        **_job_failure_states("Retrain", "training job", "$.names.training_job", "TrainingJobStatus"),
     }
 
 
 def _managed_rule_states(after: str) -> dict:
     """createTrainingJob.sync returns before the rule jobs end: poll until none is InProgress or
-    Stopping. IssuesFound blocks; Error is no verdict, never a pass."""
+    Stopping. IssuesFound blocks; Error and Stopped are no verdict, never a pass."""
     return {
         "WaitForRules": {"Type": "Wait", "Seconds": POLL_SECONDS, "Next": "DescribeRules"},
-        "DescribeRules": _task(
+        **_call(
+            "DescribeRules",
             _SDK.format("sagemaker", "describeTrainingJob"),
             {"TrainingJobName.$": "$.training.job_name"},
             "SummariseRules",
             _RETRY_SDK,
+            "GateFailed",
             ResultSelector={
                 "statuses.$": "$.DebugRuleEvaluationStatuses[*].RuleEvaluationStatus",
                 "rules.$": "$.DebugRuleEvaluationStatuses",
@@ -360,6 +423,7 @@ def _managed_rule_states(after: str) -> dict:
                 "stopping.$": "States.ArrayContains($.rules.statuses, 'Stopping')",
                 "issues.$": "States.ArrayContains($.rules.statuses, 'IssuesFound')",
                 "errors.$": "States.ArrayContains($.rules.statuses, 'Error')",
+                "stopped.$": "States.ArrayContains($.rules.statuses, 'Stopped')",
             },
             "ResultPath": "$.rules",
             "Next": "RulesDone?",
@@ -376,24 +440,25 @@ def _managed_rule_states(after: str) -> dict:
                 },
                 {"Variable": "$.rules.issues", "BooleanEquals": True, "Next": "NameRuleWithIssues"},
                 {"Variable": "$.rules.errors", "BooleanEquals": True, "Next": "NameRuleWithError"},
+                {"Variable": "$.rules.stopped", "BooleanEquals": True, "Next": "NameStoppedRule"},
             ],
             "Default": after,
         },
-        "NameRuleWithIssues": {
+        **_rule_verdict_states("NameRuleWithIssues", "IssuesFound", "RuleFoundIssues", "found issues"),
+        **_rule_verdict_states("NameRuleWithError", "Error", "RuleErrored", "ended in Error: no verdict, so no deployment"),
+        **_rule_verdict_states("NameStoppedRule", "Stopped", "RuleStopped", "was stopped: no verdict, so no deployment"),
+    }
+
+
+def _rule_verdict_states(name_state: str, status: str, fail_state: str, what: str) -> dict:
+    """The first rule whose evaluation ended `status`, named in the Fail cause."""
+    return {
+        name_state: {
             "Type": "Pass",
-            "Parameters": {"names.$": "$.rules.rules[?(@.RuleEvaluationStatus == 'IssuesFound')].RuleConfigurationName"},
-            "Next": "RuleFoundIssues",
+            "Parameters": {"names.$": f"$.rules.rules[?(@.RuleEvaluationStatus == '{status}')].RuleConfigurationName"},
+            "Next": fail_state,
         },
-        "RuleFoundIssues": _fail_path("States.Format('rule {} found issues', States.ArrayGetItem($.names, 0))", "GateFailed"),
-        "NameRuleWithError": {
-            "Type": "Pass",
-            "Parameters": {"names.$": "$.rules.rules[?(@.RuleEvaluationStatus == 'Error')].RuleConfigurationName"},
-            "Next": "RuleErrored",
-        },
-        "RuleErrored": _fail_path(
-            "States.Format('rule {} ended in Error: no verdict, so no deployment', States.ArrayGetItem($.names, 0))",
-            "GateFailed",
-        ),
+        fail_state: _fail_path(f"States.Format('rule {{}} {what}', States.ArrayGetItem($.names, 0))", "GateFailed"),
     }
 
 
@@ -436,23 +501,32 @@ def _gate_states(cfg: Config, after: str) -> dict:
     return states
 
 
+
 def _deploy_states(cfg: Config, dep: Deployment) -> dict:
+    """Create or update the endpoint, wait until it serves this run's config. Failures that leave
+    the previous endpoint serving (update refused, update rolled back) re-register its auto scaling
+    (real-time) before the run fails, so a run never leaves scaling paused."""
     endpoint = endpoint_name(cfg)
     realtime = cfg.endpoint.mode == "realtime"
-    scaling = endpoint_scaling
-    states = {
-        "CreateModel": _task(_CALL.format("createModel"), _model_request(cfg, dep), "CreateEndpointConfig", _RETRY_CALL, ResultPath=_response("create_model")),
-        "CreateEndpointConfig": _task(
-            _CALL.format("createEndpointConfig"), _endpoint_config_request(cfg, dep), "FindEndpoint", _RETRY_CALL, ResultPath=_response("create_endpoint_config")
+    restore = "RegisterScaling" if realtime else "DeployFailed"
+    delete_hint = f"delete it (aws sagemaker delete-endpoint --endpoint-name {endpoint}) and start the run again"
+    return {
+        **_call(
+            "CreateModel", _CALL.format("createModel"), _model_request(cfg, dep), "CreateEndpointConfig", _RETRY_CALL,
+            "DeployFailed", ResultPath=_response("create_model"),
+        ),
+        **_call(
+            "CreateEndpointConfig", _CALL.format("createEndpointConfig"), _endpoint_config_request(cfg, dep), "FindEndpoint",
+            _RETRY_CALL, "DeployFailed", ResultPath=_response("create_endpoint_config"),
         ),
         "FindEndpoint": _task(
             _SDK.format("sagemaker", "describeEndpoint"),
             {"EndpointName": endpoint},
-            "PauseScaling" if realtime else "UpdateEndpoint",
+            "ExistingEndpoint?",
             _RETRY_SDK,
             ResultSelector={"status.$": "$.EndpointStatus"},
             ResultPath="$.existing",
-            Catch=[{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.lookup", "Next": "EndpointMissing?"}],
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.lookup", "Next": "EndpointMissing?"}],
         ),
         "EndpointMissing?": {
             "Type": "Choice",
@@ -460,12 +534,28 @@ def _deploy_states(cfg: Config, dep: Deployment) -> dict:
             "Default": "EndpointLookupFailed",
         },
         "EndpointLookupFailed": _fail_path("States.Format('DescribeEndpoint failed: {}', $.lookup.Cause)", "DeployFailed"),
-        "CreateEndpoint": _task(
-            _CALL.format("createEndpoint"),
+        "ExistingEndpoint?": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.existing.status", "StringEquals": "InService", "Next": "PauseScaling" if realtime else "UpdateEndpoint"},
+                {
+                    "Or": [{"Variable": "$.existing.status", "StringEquals": s} for s in TRANSIENT_ENDPOINT_STATUSES],
+                    "Next": "WaitForExistingEndpoint",
+                },
+            ],
+            "Default": "EndpointUnusable",
+        },
+        "WaitForExistingEndpoint": {"Type": "Wait", "Seconds": POLL_SECONDS, "Next": "FindEndpoint"},
+        # Failed, UpdateRollbackFailed, OutOfService: SageMaker cannot update it. Deleting a serving
+        # endpoint is for its owner to decide, not for a pipeline run.
+        "EndpointUnusable": _fail_path(
+            f"States.Format('endpoint {endpoint} is {{}} and cannot be updated: {_escape_format(delete_hint)}', $.existing.status)",
+            "DeployFailed",
+        ),
+        **_call(
+            "CreateEndpoint", _CALL.format("createEndpoint"),
             {"EndpointName": endpoint, "EndpointConfigName.$": "$.names.endpoint_config"},
-            "WaitForEndpoint",
-            _RETRY_CALL,
-            ResultPath=_response("create_endpoint"),
+            "WaitForEndpoint", _RETRY_CALL, "DeployFailed", ResultPath=_response("create_endpoint"),
         ),
         "UpdateEndpoint": _task(
             _CALL.format("updateEndpoint"),
@@ -473,13 +563,13 @@ def _deploy_states(cfg: Config, dep: Deployment) -> dict:
             "WaitForEndpoint",
             _RETRY_CALL,
             ResultPath=_response("update_endpoint"),
+            Catch=_catch("UpdateEndpointRefused"),
         ),
+        "UpdateEndpointRefused": _outcome(f"States.Format('UpdateEndpoint failed: {endpoint} still serves its previous config: {{}}', $.error.Cause)", restore),
         "WaitForEndpoint": {"Type": "Wait", "Seconds": POLL_SECONDS, "Next": "CheckEndpoint"},
-        "CheckEndpoint": _task(
-            _SDK.format("sagemaker", "describeEndpoint"),
-            {"EndpointName": endpoint},
-            "EndpointReady?",
-            _RETRY_SDK,
+        **_call(
+            "CheckEndpoint", _SDK.format("sagemaker", "describeEndpoint"), {"EndpointName": endpoint}, "EndpointReady?",
+            _RETRY_SDK, "DeployFailed",
             ResultSelector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
             ResultPath="$.endpoint",
         ),
@@ -498,20 +588,25 @@ def _deploy_states(cfg: Config, dep: Deployment) -> dict:
                         {"Variable": "$.endpoint.status", "StringEquals": "InService"},
                         {"Variable": "$.endpoint.status", "StringEquals": "Failed"},
                         {"Variable": "$.endpoint.status", "StringEquals": "UpdateRollbackFailed"},
+                        {"Variable": "$.endpoint.status", "StringEquals": "OutOfService"},
                     ],
                     "Next": "ReadFailureReason",
                 },
             ],
             "Default": "WaitForEndpoint",
         },
-        "ReadFailureReason": _task(
-            _SDK.format("sagemaker", "describeEndpoint"),
-            {"EndpointName": endpoint},
-            "WhichFailure?",
-            _RETRY_SDK,
-            ResultSelector={"reason.$": "$.FailureReason"},
-            ResultPath="$.failure",
+        # The whole response, not a selector on FailureReason: SageMaker returns it only for some
+        # statuses, and a selector on a missing field is an uncatchable States.Runtime error.
+        **_call(
+            "ReadFailureReason", _SDK.format("sagemaker", "describeEndpoint"), {"EndpointName": endpoint},
+            "MergeFailureReason", _RETRY_SDK, "DeployFailed", ResultPath="$.described",
         ),
+        "MergeFailureReason": {
+            "Type": "Pass",
+            "Parameters": {"reason.$": "States.JsonMerge($.fallback, $.described, false)"},
+            "ResultPath": "$.failure",
+            "Next": "WhichFailure?",
+        },
         "WhichFailure?": {
             "Type": "Choice",
             "Choices": [
@@ -520,14 +615,19 @@ def _deploy_states(cfg: Config, dep: Deployment) -> dict:
             ],
             "Default": "EndpointFailed",
         },
-        "UpdateRolledBack": _fail_path(
-            f"States.Format('endpoint update rolled back: {endpoint} still serves {{}}: {{}}', $.endpoint.config, $.failure.reason)",
+        "UpdateRolledBack": _outcome(
+            f"States.Format('endpoint update rolled back: {endpoint} still serves {{}}: {{}}', $.endpoint.config, $.failure.reason.FailureReason)",
+            restore,
+        ),
+        "RollbackFailed": _outcome(
+            f"States.Format('endpoint update rollback failed: {endpoint} is UpdateRollbackFailed: {{}}; {_escape_format(delete_hint)}', $.failure.reason.FailureReason)",
             "DeployFailed",
         ),
-        "RollbackFailed": _fail_path(
-            f"States.Format('endpoint update rollback failed: {endpoint}: {{}}', $.failure.reason)", "DeployFailed"
+        "EndpointFailed": _outcome(
+            f"States.Format('endpoint {endpoint} is {{}}: {{}}', $.endpoint.status, $.failure.reason.FailureReason)", "DeployFailed"
         ),
-        "EndpointFailed": _fail_path(f"States.Format('endpoint {endpoint} failed: {{}}', $.failure.reason)", "DeployFailed"),
+        "DeployFailed": _fail_path("$.outcome.cause", "DeployFailed"),
+        **(_scaling_states(cfg, endpoint) if realtime else {}),
         "Deployed": {
             "Type": "Pass",
             "Parameters": {
@@ -542,35 +642,50 @@ def _deploy_states(cfg: Config, dep: Deployment) -> dict:
             "End": True,
         },
     }
-    if realtime:
-        states.update(
-            {
-                "PauseScaling": _task(
-                    _SDK.format("applicationautoscaling", "deregisterScalableTarget"),
-                    scaling.deregister_scalable_target_request(endpoint),
-                    "UpdateEndpoint",
-                    _RETRY_SDK,
-                    ResultPath=_response("pause_scaling"),
-                    # No target yet (first update, or scaling never registered): nothing to pause.
-                    Catch=[{"ErrorEquals": ["ApplicationAutoScaling.ObjectNotFoundException"], "ResultPath": _response("pause_scaling"), "Next": "UpdateEndpoint"}],
-                ),
-                "RegisterScaling": _task(
-                    _SDK.format("applicationautoscaling", "registerScalableTarget"),
-                    scaling.register_scalable_target_request(cfg, endpoint),
-                    "PutScalingPolicy",
-                    _RETRY_SDK,
-                    ResultPath=_response("register_scaling"),
-                ),
-                "PutScalingPolicy": _task(
-                    _SDK.format("applicationautoscaling", "putScalingPolicy"),
-                    scaling.put_scaling_policy_request(cfg, endpoint),
-                    "Deployed",
-                    _RETRY_SDK,
-                    ResultPath=_response("put_scaling_policy"),
-                ),
-            }
-        )
-    return states
+
+
+def _outcome(cause: str, next_state: str) -> dict:
+    """Record why the deployment failed at $.outcome.cause; `DeployFailed` reports it."""
+    return {"Type": "Pass", "Parameters": {"cause.$": cause}, "ResultPath": "$.outcome", "Next": next_state}
+
+
+def _scaling_states(cfg: Config, endpoint: str) -> dict:
+    """Real-time target tracking: paused before an update, registered after it, whether the update
+    succeeded (new config) or left the previous config serving ($.outcome set: then the run fails)."""
+    scaling = endpoint_scaling
+    after = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.scaling_error", "Next": "AfterScaling?"}]
+
+    def register(api: str, request: dict, next_state: str, response: str) -> dict:
+        return _task(_SDK.format("applicationautoscaling", api), request, next_state, _RETRY_SDK, ResultPath=_response(response), Catch=after)
+    return {
+        "PauseScaling": _task(
+            _SDK.format("applicationautoscaling", "deregisterScalableTarget"),
+            scaling.deregister_scalable_target_request(endpoint),
+            "UpdateEndpoint",
+            _RETRY_SDK,
+            ResultPath=_response("pause_scaling"),
+            Catch=[
+                # No target yet (first update, or scaling never registered): nothing to pause.
+                {"ErrorEquals": ["ApplicationAutoScaling.ObjectNotFoundException"], "ResultPath": _response("pause_scaling"), "Next": "UpdateEndpoint"},
+                *_catch("PauseScalingFailed"),
+            ],
+        ),
+        "PauseScalingFailed": _fail_path("States.Format('PauseScaling failed: {}', $.error.Cause)", "DeployFailed"),
+        "RegisterScaling": register("registerScalableTarget", scaling.register_scalable_target_request(cfg, endpoint), "PutScalingPolicy", "register_scaling"),
+        "PutScalingPolicy": register("putScalingPolicy", scaling.put_scaling_policy_request(cfg, endpoint), "AfterScaling?", "put_scaling_policy"),
+        "AfterScaling?": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.outcome", "IsPresent": True, "Next": "DeployFailed"},
+                {"Variable": "$.scaling_error", "IsPresent": True, "Next": "ScalingFailed"},
+            ],
+            "Default": "Deployed",
+        },
+        "ScalingFailed": _fail_path(
+            f"States.Format('endpoint {endpoint} serves this run, but registering its auto scaling failed: {{}}', $.scaling_error.Cause)",
+            "DeployFailed",
+        ),
+    }
 
 
 def build_definition(cfg: Config, dep: Deployment) -> dict:
@@ -595,10 +710,11 @@ def build_definition(cfg: Config, dep: Deployment) -> dict:
 
 
 def _timeout_seconds(cfg: Config) -> int:
-    """An upper bound for a whole run: every tuning wave plus the retrain, each at its max wait,
-    plus an hour for rules and deployment. A stuck run then ends (TIMED_OUT) and alerts."""
+    """An upper bound for a whole run: every tuning wave plus the retrain, each at its max wait
+    and with every RetryStrategy attempt (each attempt may run that long again), plus an hour for
+    rules and deployment. A stuck run then ends (TIMED_OUT) and alerts."""
     t = cfg.training
-    per_job = t.max_wait_seconds if t.spot else t.max_runtime_seconds
+    per_job = (t.max_wait_seconds if t.spot else t.max_runtime_seconds) * (t.max_retry_attempts + 1)
     waves = -(-cfg.tuning.max_jobs // cfg.tuning.max_parallel_jobs)
     return per_job * (waves + 1) + 3600
 

@@ -1,10 +1,14 @@
 """Run the pipeline's definition in moto's Step Functions interpreter, for its flow logic.
 
-moto cannot run `.sync` SageMaker tasks, so for these tests only each `.sync` task becomes its
-create call followed by the matching describe call (what `.sync` does, minus the waiting), and Wait
-states wait 0 s. SageMaker itself is moto's, with the outcome of a scenario (tuned values, final
-metrics, rule statuses, endpoint outcome) laid over moto's describe responses, and an UpdateEndpoint
-that moto lacks. Step Functions' SDK name of Application Auto Scaling is mapped to boto3's."""
+moto cannot run `.sync` SageMaker tasks, so for these tests only each `.sync` task becomes a
+one-branch Parallel state: the create call, then the matching describe call (what `.sync` does,
+minus the waiting), and a job that ended Failed or Stopped fails the branch with the Describe response
+as the cause, as `.sync` fails the task. The Parallel keeps the task's retries and catches; a Pass
+after it applies the task's selector and result path. Wait states wait 0 s; retries wait 1 s, once.
+SageMaker itself is moto's, with the outcome of a scenario (tuned values, final metrics, rule
+statuses, endpoint outcome) laid over moto's describe responses, and an UpdateEndpoint that moto
+lacks. Step Functions' SDK name of Application Auto Scaling is mapped to boto3's, and SDK errors
+are named as Step Functions names them."""
 from __future__ import annotations
 
 import copy
@@ -16,43 +20,70 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
+from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.json_manipulation import json_to_string
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
 
 REGION = "us-east-1"
+#: The config of the endpoint that a scenario with `endpoint_exists` starts with.
+_PREVIOUS_CONFIG = "previous-config"
 _DESCRIBE = {
-    "createHyperParameterTuningJob": ("describeHyperParameterTuningJob", "HyperParameterTuningJobName"),
-    "createTrainingJob": ("describeTrainingJob", "TrainingJobName"),
+    "createHyperParameterTuningJob": ("describeHyperParameterTuningJob", "HyperParameterTuningJobName", "HyperParameterTuningJobStatus"),
+    "createTrainingJob": ("describeTrainingJob", "TrainingJobName", "TrainingJobStatus"),
 }
 
 
+def _sync_as_parallel(name: str, state: dict) -> dict:
+    action = state["Resource"].rsplit(":", 1)[1].removesuffix(".sync")
+    describe, name_key, status_key = _DESCRIBE[action]
+    params = state["Parameters"]
+    name_param = f"{name_key}.$" if f"{name_key}.$" in params else name_key
+    branch = {
+        "StartAt": "create",
+        "States": {
+            "create": {"Type": "Task", "Resource": state["Resource"].removesuffix(".sync"), "Parameters": params, "ResultPath": None, "Next": "describe"},
+            "describe": {"Type": "Task", "Resource": f"arn:aws:states:::aws-sdk:sagemaker:{describe}", "Parameters": {name_param: params[name_param]}, "Next": "ended?"},
+            "ended?": {
+                "Type": "Choice",
+                "Choices": [{"Or": [{"Variable": f"$.{status_key}", "StringEquals": s} for s in ("Failed", "Stopped")], "Next": "job failed"}],
+                "Default": "job completed",
+            },
+            "job failed": {"Type": "Fail", "Error": "JobFailed", "CausePath": "States.JsonToString($)"},
+            "job completed": {"Type": "Pass", "End": True},
+        },
+    }
+    # moto returns `$[0].Field` as a one-element list, so the task's selector runs in a Pass after.
+    parallel = {
+        "Type": "Parallel",
+        "Branches": [branch],
+        "ResultSelector": {"described.$": "$[0]"},
+        "ResultPath": "$.sync",
+        "Next": f"{name}.select",
+        **{k: state[k] for k in ("Retry", "Catch") if k in state},
+    }
+    selector = {k: v.replace("$", "$.sync.described", 1) if k.endswith(".$") else v for k, v in state.get("ResultSelector", {}).items()}
+    select = {"Type": "Pass", "Parameters": selector, **{k: state[k] for k in ("ResultPath", "Next", "End") if k in state}}
+    return {name: parallel, f"{name}.select": select}
+
+
 def without_sync(definition: dict) -> dict:
-    """`.sync` task X -> X (create, result discarded) -> X.describe (X's selector, path and next)."""
+    """Every `.sync` task as a Parallel state that creates, describes and fails as `.sync` would."""
     rewritten = copy.deepcopy(definition)
     states = rewritten["States"]
     for name, state in list(states.items()):
         if state.get("Type") == "Wait":
             state["Seconds"] = 0
-        resource = state.get("Resource", "")
-        # Step Functions names the service `applicationautoscaling`; moto looks it up as boto3 does.
-        state["Resource"] = resource = resource.replace(":applicationautoscaling:", ":application-autoscaling:")
-        if not resource.endswith(".sync"):
+        _fast_retries(state)
+        if "Resource" not in state:
             continue
-        action = resource.rsplit(":", 1)[1].removesuffix(".sync")
-        describe, name_key = _DESCRIBE[action]
-        params = state["Parameters"]
-        job_name = params.get(f"{name_key}.$") or params[name_key]
-        states[f"{name}.describe"] = {
-            "Type": "Task",
-            "Resource": f"arn:aws:states:::aws-sdk:sagemaker:{describe}",
-            "Parameters": {f"{name_key}.$" if f"{name_key}.$" in params else name_key: job_name},
-            **{k: state[k] for k in ("ResultSelector", "ResultPath", "Next", "End") if k in state},
-        }
-        state["Resource"] = resource.removesuffix(".sync")
-        state["ResultPath"] = None
-        state.pop("ResultSelector", None)
-        state["Next"] = f"{name}.describe"
+        # Step Functions names the service `applicationautoscaling`; moto looks it up as boto3 does.
+        state["Resource"] = state["Resource"].replace(":applicationautoscaling:", ":application-autoscaling:")
+        if state["Resource"].endswith(".sync"):
+            states.update(_sync_as_parallel(name, state))
     return rewritten
 
 
@@ -62,8 +93,20 @@ class Scenario:
 
     tuned: dict[str, str] = field(default_factory=lambda: {"lr": "0.0012", "batch-size": "64"})
     metrics: dict[str, float] = field(default_factory=lambda: {"test_acc": 0.93, "valid_loss": 0.2})
-    rule_statuses: dict[str, str] | None = None  # managed Debugger: rule -> RuleEvaluationStatus
+    #: managed Debugger: rule -> RuleEvaluationStatus, or one such dict per DescribeTrainingJob call
+    #: (the last one repeats), for rules still InProgress when the job completes.
+    rule_statuses: dict[str, str] | list[dict[str, str]] | None = None
+    #: How the jobs end; a failed or stopped job reports `failure_reason` (None: no FailureReason).
+    tuning_status: str = "Completed"
+    training_status: str = "Completed"
+    failure_reason: str | None = None
     endpoint_exists: bool = False
+    #: What the existing endpoint reports to successive DescribeEndpoint calls before the update.
+    existing_statuses: tuple[str, ...] = ("InService",)
+    #: How this run's create or update ends: InService, Failed, UpdateRollbackFailed or RolledBack
+    #: (InService, still on the previous config), with `endpoint_failure_reason` (None: none given).
+    endpoint_outcome: str = "InService"
+    endpoint_failure_reason: str | None = None
 
 
 @dataclass
@@ -75,11 +118,51 @@ class Run:
     state_inputs: dict[str, Any]  # state name -> its input (the last time it was entered)
     visited: list[str]
     endpoint: dict | None
+    scalable_targets: list[dict]
+
+
+class _DatesAsText:
+    """moto hands its interpreter boto's datetime objects, which States.JsonToString cannot
+    encode; Step Functions itself holds JSON timestamps."""
+
+    @staticmethod
+    def dumps(obj: Any, **kwargs: Any) -> str:
+        return json.dumps(obj, default=str, **kwargs)
+
+
+def _ended(job: dict, status_key: str, status: str, reason: str | None) -> dict:
+    job[status_key] = status
+    if status != "Completed" and reason is not None:
+        job["FailureReason"] = reason
+    return job
+
+
+def _patch_scaling(monkeypatch) -> None:
+    """Application Auto Scaling answers a missing target with ObjectNotFoundException (its API
+    reference); moto answers ValidationException."""
+    deregister = ApplicationAutoscalingBackend.deregister_scalable_target
+
+    def deregister_or_not_found(self, namespace, r_id, dimension):
+        if not self._scalable_target_exists(r_id, dimension):
+            raise JsonRESTError("ObjectNotFoundException", f"No scalable target found for {r_id}")
+        return deregister(self, namespace, r_id, dimension)
+
+    monkeypatch.setattr(ApplicationAutoscalingBackend, "deregister_scalable_target", deregister_or_not_found)
+
+
+def _fast_retries(state: dict) -> None:
+    """Retries wait 1 s, once: the flow, not the back-off, is under test."""
+    for retrier in state.get("Retry", []):
+        retrier.update(IntervalSeconds=1, MaxAttempts=min(retrier.get("MaxAttempts", 3), 1), BackoffRate=1.0)
 
 
 def _patch_sagemaker(monkeypatch, scenario: Scenario) -> None:
     describe_training = SageMakerModelBackend.describe_training_job
     describe_tuning = SageMakerModelBackend.describe_hyper_parameter_tuning_job
+    describe_endpoint = SageMakerModelBackend.describe_endpoint
+    rule_statuses = scenario.rule_statuses if isinstance(scenario.rule_statuses, list) else [scenario.rule_statuses]
+    calls = {"training": 0, "existing": 0}
+    deployed: set[str] = set()  # endpoints this run created or updated
 
     def training(self, training_job_name):
         job = dict(describe_training(self, training_job_name))
@@ -87,12 +170,13 @@ def _patch_sagemaker(monkeypatch, scenario: Scenario) -> None:
             {"MetricName": k, "Value": v, "Timestamp": job["CreationTime"]} for k, v in scenario.metrics.items()
         ]
         job.setdefault("ModelArtifacts", {"S3ModelArtifacts": f"s3://bucket/runs/{training_job_name}/output/model.tar.gz"})
-        if scenario.rule_statuses is not None:
+        statuses = rule_statuses[min(calls["training"], len(rule_statuses) - 1)]
+        calls["training"] += 1
+        if statuses is not None:
             job["DebugRuleEvaluationStatuses"] = [
-                {"RuleConfigurationName": rule, "RuleEvaluationStatus": status}
-                for rule, status in scenario.rule_statuses.items()
+                {"RuleConfigurationName": rule, "RuleEvaluationStatus": status} for rule, status in statuses.items()
             ]
-        return job
+        return _ended(job, "TrainingJobStatus", scenario.training_status, scenario.failure_reason)
 
     def tuning(self, hyper_parameter_tuning_job_name):
         job = dict(describe_tuning(self, hyper_parameter_tuning_job_name))
@@ -101,17 +185,43 @@ def _patch_sagemaker(monkeypatch, scenario: Scenario) -> None:
             "TunedHyperParameters": scenario.tuned,
             "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "valid_loss", "Value": 0.2},
         }
-        return job
+        return _ended(job, "HyperParameterTuningJobStatus", scenario.tuning_status, scenario.failure_reason)
+
+    def endpoint(self, endpoint_name):
+        described = dict(describe_endpoint(self, endpoint_name))
+        if endpoint_name not in deployed:
+            statuses = scenario.existing_statuses
+            described["EndpointStatus"] = statuses[min(calls["existing"], len(statuses) - 1)]
+            calls["existing"] += 1
+        elif scenario.endpoint_outcome != "InService":
+            described["EndpointStatus"] = "InService" if scenario.endpoint_outcome == "RolledBack" else scenario.endpoint_outcome
+            if scenario.endpoint_failure_reason is not None:
+                described["FailureReason"] = scenario.endpoint_failure_reason
+        return described
+
+    def create_endpoint(self):
+        if self._get_param("EndpointConfigName") != _PREVIOUS_CONFIG:
+            deployed.add(self._get_param("EndpointName"))
+        return create_endpoint_response(self)
 
     def update_endpoint(self):
         backend = self.sagemaker_backend
         endpoint = backend.endpoints[self._get_param("EndpointName")]
         backend.describe_endpoint_config(self._get_param("EndpointConfigName"))
-        endpoint.endpoint_config_name = self._get_param("EndpointConfigName")
+        deployed.add(self._get_param("EndpointName"))
+        if scenario.endpoint_outcome != "RolledBack":
+            endpoint.endpoint_config_name = self._get_param("EndpointConfigName")
         return ActionResult({"EndpointArn": endpoint.arn})
 
+    create_endpoint_response = SageMakerResponse.create_endpoint
+    monkeypatch.setattr(json_to_string, "json", _DatesAsText)
+    # Error names as Step Functions gives them (ApplicationAutoScaling.ObjectNotFoundException, ...).
+    monkeypatch.setitem(state_task_service_aws_sdk._SERVICE_ERROR_NAMES, "sagemaker", "SageMaker")
+    monkeypatch.setitem(state_task_service_aws_sdk._SERVICE_ERROR_NAMES, "application-autoscaling", "ApplicationAutoScaling")
     monkeypatch.setattr(SageMakerModelBackend, "describe_training_job", training)
     monkeypatch.setattr(SageMakerModelBackend, "describe_hyper_parameter_tuning_job", tuning)
+    monkeypatch.setattr(SageMakerModelBackend, "describe_endpoint", endpoint)
+    monkeypatch.setattr(SageMakerResponse, "create_endpoint", create_endpoint)
     monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
 
 
@@ -125,11 +235,21 @@ def _history(sfn, execution_arn: str) -> list[dict]:
             return events
 
 
-def run_flow(monkeypatch, definition: dict, scenario: Scenario, execution_input: dict | None = None, *, endpoint_name: str, timeout: float = 60) -> Run:
+def run_flow(
+    monkeypatch,
+    definition: dict,
+    scenario: Scenario,
+    execution_input: dict | None = None,
+    *,
+    endpoint_name: str,
+    execution_name: str | None = None,
+    timeout: float = 60,
+) -> Run:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     _patch_sagemaker(monkeypatch, scenario)
+    _patch_scaling(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         if scenario.endpoint_exists:
@@ -138,7 +258,7 @@ def run_flow(monkeypatch, definition: dict, scenario: Scenario, execution_input:
         arn = sfn.create_state_machine(
             name="pipeline", definition=json.dumps(without_sync(definition)), roleArn="arn:aws:iam::123456789012:role/states"
         )["stateMachineArn"]
-        execution = sfn.start_execution(stateMachineArn=arn, name=str(uuid.uuid4()), input=json.dumps(execution_input or {}))
+        execution = sfn.start_execution(stateMachineArn=arn, name=execution_name or str(uuid.uuid4()), input=json.dumps(execution_input or {}))
         deadline = time.monotonic() + timeout
         while (described := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
             assert time.monotonic() < deadline, "the execution did not finish"
@@ -149,6 +269,8 @@ def run_flow(monkeypatch, definition: dict, scenario: Scenario, execution_input:
             endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
         except sagemaker.exceptions.ClientError:
             endpoint = None
+        scaling = boto3.client("application-autoscaling", region_name=REGION)
+        targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
         return Run(
             status=described["status"],
             error=described.get("error"),
@@ -157,6 +279,7 @@ def run_flow(monkeypatch, definition: dict, scenario: Scenario, execution_input:
             state_inputs={e["name"]: json.loads(e["input"]) for e in entered},
             visited=[e["name"] for e in entered],
             endpoint=endpoint,
+            scalable_targets=targets,
         )
 
 
@@ -167,7 +290,7 @@ def _existing_endpoint(sagemaker, endpoint_name: str) -> None:
         ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
     )
     sagemaker.create_endpoint_config(
-        EndpointConfigName="previous-config",
+        EndpointConfigName=_PREVIOUS_CONFIG,
         ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "previous-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
     )
-    sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName="previous-config")
+    sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=_PREVIOUS_CONFIG)

@@ -98,6 +98,22 @@ def test_context_overrides_the_config_file(tmp_path):
     assert (cfg.name, cfg.training.epochs) == ("fromfile", 4)
 
 
+def test_the_cdk_clis_string_context_is_parsed_as_json():
+    """`cdk deploy -c imgclf='{...}'` hands app.py a string, not an object."""
+    cfg = config_from_context('{"training": {"epochs": 3}, "endpoint": {"mode": "realtime"}}')
+    assert (cfg.training.epochs, cfg.endpoint.mode) == (3, "realtime")
+
+
+def test_a_string_context_that_is_not_json_is_a_clear_error():
+    with pytest.raises(ConfigError, match="context imgclf is not valid JSON"):
+        config_from_context("{endpoint: realtime}")
+
+
+def test_a_name_with_a_dash_is_refused_so_iam_prefixes_stay_unambiguous():
+    with pytest.raises(ConfigError, match="name"):
+        load_config({"name": "imgclf-dev"})
+
+
 def test_with_overrides_validates_again():
     with pytest.raises(ConfigError, match="gate.min_test_accuracy"):
         load_config().with_overrides({"gate": {"min_test_accuracy": 1.5}})

@@ -14,8 +14,9 @@ def test_cdk_nag_reports_no_unacknowledged_finding(synthesize, variant):
     assert report["pluginReports"] == []
 
 
-def test_every_acknowledgement_carries_a_specific_reason(default):
-    metadata = json.loads(next(default.outdir.glob("*.metadata.json")).read_text())
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_acknowledgement_carries_a_specific_reason(synthesize, variant):
+    metadata = json.loads(next(synthesize(variant).outdir.glob("*.metadata.json")).read_text())
     acks = {
         (path, rule): reason
         for path, entries in metadata.items()

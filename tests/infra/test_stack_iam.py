@@ -97,3 +97,31 @@ def test_the_realtime_state_machine_may_register_endpoint_scaling(realtime):
 
 def test_the_serverless_state_machine_has_no_scaling_permissions(default):
     assert not [s for s in _statements(default, "StateMachineRole") if s.get("Sid") == "EndpointScaling"]
+
+
+def _resources(statement: dict) -> list[str]:
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return [json.dumps(r) for r in resources]
+
+
+def test_the_state_machine_touches_only_this_stacks_tuning_jobs(default):
+    statement = _by_sid(_statements(default, "StateMachineRole"), "TuningJobs")
+    assert "sagemaker:CreateHyperParameterTuningJob" in statement["Action"]
+    (resource,) = _resources(statement)
+    assert resource.endswith(':hyper-parameter-tuning-job/imgclf-*"]]}')
+
+
+def test_the_state_machine_creates_only_this_stacks_models_and_endpoint_configs(default):
+    statement = _by_sid(_statements(default, "StateMachineRole"), "ModelsAndConfigs")
+    assert sorted(r.rsplit(":", 1)[1] for r in _resources(statement)) == ['endpoint-config/imgclf-*"]]}', 'model/imgclf-*"]]}']
+
+
+def test_the_state_machine_creates_and_updates_only_the_one_endpoint(default):
+    statement = _by_sid(_statements(default, "StateMachineRole"), "Endpoint")
+    assert "sagemaker:UpdateEndpoint" in statement["Action"]
+    assert sorted(r.rsplit(":", 1)[1] for r in _resources(statement)) == ['endpoint-config/imgclf-*"]]}', 'endpoint/imgclf-endpoint"]]}']
+
+
+def test_the_state_machine_may_read_job_tags_as_sync_tasks_need(default):
+    statement = _by_sid(_statements(default, "StateMachineRole"), "SyncJobTags")
+    assert (statement["Action"], statement["Resource"]) == ("sagemaker:ListTags", "*")

@@ -54,3 +54,17 @@ def test_the_endpoint_is_created_by_the_state_machine_not_by_cloudformation(real
     assert states["PutScalingPolicy"]["Parameters"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"] == {
         "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
     }
+
+
+def test_the_alerts_key_serves_eventbridge_only_for_the_alert_rule(default):
+    key = default.only("AWS::KMS::Key")["Properties"]
+    (statement,) = [s for s in key["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    source = json.dumps(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    rule_name = default.only("AWS::Events::Rule")["Properties"]["Name"]
+    assert source.endswith(f':rule/{rule_name}"]]}}')
+
+
+def test_the_state_machine_timeout_covers_every_retry_attempt_of_every_job(default):
+    # Defaults: spot, 7200 s max wait per attempt, 2 retries -> 3 attempts; 4 trials 2 at a time
+    # -> 2 waves, plus the retrain; plus an hour for rules and deployment.
+    assert default.definition["TimeoutSeconds"] == 7200 * 3 * (2 + 1) + 3600

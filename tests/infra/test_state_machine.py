@@ -2,6 +2,7 @@
 botocore's model (sagemaker_validator) and the whole definition against asl-validator."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -11,7 +12,8 @@ from conftest import ROOT, VARIANTS
 from sagemaker_validator import check_state_machine
 from sfn_harness import Scenario, run_flow
 
-from infra.state_machine import bind_placeholders, placeholder, sagemaker_tasks
+from infra.config import load_config
+from infra.state_machine import Deployment, bind_placeholders, build_definition, placeholder, sagemaker_tasks
 
 PASSING = Scenario(
     metrics={"test_acc": 0.95, **{f"rule_{r}": 0.0 for r in ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization", "LossNotDecreasing")}},
@@ -34,14 +36,19 @@ def test_strings_without_placeholders_are_left_alone():
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def synthesized_run(request, synthesize):
-    """A variant's synthesized definition and the state inputs of a passing run through it."""
+    """A variant's synthesized definition and a passing run through it that creates the endpoint;
+    its state inputs also hold those of a second run that updates it (UpdateEndpoint's input)."""
     synth = synthesize(request.param)
     monkeypatch = pytest.MonkeyPatch()
     try:
         run = run_flow(monkeypatch, synth.definition, PASSING, endpoint_name=f"{synth.cfg.name}-endpoint")
+        update = run_flow(
+            monkeypatch, synth.definition, dataclasses.replace(PASSING, endpoint_exists=True), endpoint_name=f"{synth.cfg.name}-endpoint"
+        )
     finally:
         monkeypatch.undo()
-    return synth, run
+    assert update.status == "SUCCEEDED", update.cause
+    return synth, dataclasses.replace(run, state_inputs={**update.state_inputs, **run.state_inputs})
 
 
 def test_the_synthesized_pipeline_deploys_in_every_variant(synthesized_run):
@@ -55,6 +62,9 @@ def test_every_sagemaker_task_matches_botocores_model_in_every_variant(synthesiz
     assert set(reports) == set(sagemaker_tasks(synth.definition))
     problems = {name: report.problems for name, report in reports.items() if report.problems}
     assert problems == {}
+    # A note is a value the validator could not check: every dynamic value must resolve.
+    notes = {name: report.notes for name, report in reports.items() if report.notes}
+    assert notes == {}
 
 
 def test_run_names_fit_sagemakers_limits_for_a_uuid_execution_name(synthesized_run):
@@ -70,10 +80,43 @@ def test_the_synthesized_source_bundle_is_an_s3_tar_gz(default):
     assert static["sagemaker_submit_directory"].endswith(".tar.gz") or static["sagemaker_submit_directory"].endswith(".gz")
 
 
-@pytest.mark.skipif(not shutil.which("npx") or not (ROOT / "node_modules" / "asl-validator").is_dir(), reason="npm tools not installed (make setup)")
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_asl_validator_accepts_the_definition(synthesize, tmp_path, variant):
+    installed = shutil.which("npx") and (ROOT / "node_modules" / "asl-validator").is_dir()
+    assert installed, "asl-validator is not installed: run make setup (a skipped check proves nothing)"
     path = tmp_path / "definition.json"
     path.write_text(json.dumps(synthesize(variant).definition))
     result = subprocess.run(["npx", "--no-install", "asl-validator", "--json-path", str(path)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("✓") and result.stderr == "", result.stdout + result.stderr
+
+
+SAMPLE = Deployment("us-east-1", "arn:aws:iam::123456789012:role/sm", "bucket", "s3://bucket/bundle.tar.gz")
+#: The error name under which each integration reports throttling (see infra/state_machine.py).
+THROTTLING = {
+    "arn:aws:states:::sagemaker:": "SageMaker.AmazonSageMakerException",
+    "arn:aws:states:::aws-sdk:sagemaker:": "SageMaker.ThrottlingException",
+    "arn:aws:states:::aws-sdk:applicationautoscaling:": "ApplicationAutoScaling.ThrottlingException",
+}
+
+
+def _tasks(variant: str) -> dict[str, dict]:
+    definition = build_definition(load_config(VARIANTS[variant]), SAMPLE)
+    return {name: state for name, state in definition["States"].items() if state["Type"] == "Task"}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_task_retries_throttling_under_its_integrations_error_name(variant):
+    for name, state in _tasks(variant).items():
+        (expected,) = [error for prefix, error in THROTTLING.items() if state["Resource"].startswith(prefix)]
+        retried = {error for retrier in state["Retry"] for error in retrier["ErrorEquals"]}
+        assert expected in retried, f"{name} does not retry {expected}"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_task_catches_every_error_into_a_path_that_ends_in_a_fail(variant):
+    definition = build_definition(load_config(VARIANTS[variant]), SAMPLE)
+    for name, state in _tasks(variant).items():
+        caught = {error for catcher in state.get("Catch", []) for error in catcher["ErrorEquals"]}
+        assert "States.ALL" in caught, f"{name} lets errors end the run raw"
+        assert all(c["Next"] in definition["States"] for c in state["Catch"])

@@ -1,6 +1,8 @@
 """The state machine's flow logic, executed by moto's Step Functions interpreter (see sfn_harness)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sfn_harness import Scenario, run_flow
 
@@ -87,6 +89,8 @@ def test_execution_input_overrides_epochs_and_dataset_in_the_training_requests(m
         ({"epochs": 0}, "execution input epochs"),
         ({"dataset_prefix": "s3://other-bucket/data"}, "execution input dataset_prefix"),
         ({"dataset_prefix": 7}, "execution input dataset_prefix"),
+        ({"dataset_prefix": "datasets/flowers/"}, "execution input dataset_prefix"),
+        ({"dataset_prefix": "datasets//flowers"}, "execution input dataset_prefix"),
         ({"min_test_accuracy": 1.5}, "execution input min_test_accuracy"),
     ],
 )
@@ -120,3 +124,112 @@ def test_a_realtime_endpoint_gets_target_tracking_after_it_is_in_service(monkeyp
     run = _run(monkeypatch, Scenario(metrics={**PORTABLE_RULES_CLEAN, "test_acc": 0.93}), endpoint={"mode": "realtime"})
     assert run.status == "SUCCEEDED", run.cause
     assert run.visited.index("PutScalingPolicy") > run.visited.index("RegisterScaling") > run.visited.index("CheckEndpoint")
+
+
+CLEAN = {**PORTABLE_RULES_CLEAN, "test_acc": 0.93}
+
+
+def test_a_failed_tuning_job_stops_the_run_with_its_failure_reason(monkeypatch):
+    reason = "No training job succeeded after 5 attempts. Please take a look at the training job failures to get more details."
+    run = _run(monkeypatch, Scenario(tuning_status="Failed", failure_reason=reason))
+    assert (run.status, run.error) == ("FAILED", "TrainingFailed")
+    tuning_job = run.state_inputs["Tune"]["names"]["tuning_job"]
+    assert run.cause == f"tuning job {tuning_job} ended Failed: {reason}"
+    assert "Retrain" not in run.visited
+
+
+def test_a_failed_retrain_stops_the_run_with_its_failure_reason(monkeypatch):
+    reason = "AlgorithmError: ExecuteUserScriptError: CUDA out of memory"
+    run = _run(monkeypatch, Scenario(metrics=CLEAN, training_status="Failed", failure_reason=reason))
+    training_job = run.state_inputs["Retrain"]["names"]["training_job"]
+    assert (run.status, run.error, run.cause) == ("FAILED", "TrainingFailed", f"training job {training_job} ended Failed: {reason}")
+    assert "CreateModel" not in run.visited
+
+
+def test_a_stopped_retrain_without_a_reason_still_ends_in_a_clear_fail(monkeypatch):
+    run = _run(monkeypatch, Scenario(metrics=CLEAN, training_status="Stopped"))
+    assert run.error == "TrainingFailed"
+    assert run.cause.endswith("ended Stopped: SageMaker gave no FailureReason")
+
+
+def test_a_refused_create_model_ends_in_a_fail_naming_the_call(monkeypatch):
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    def refuse(self, **kwargs):
+        raise ValidationError(message="Could not access model data at s3://imgclf-data/runs/x/model.tar.gz")
+
+    monkeypatch.setattr(SageMakerModelBackend, "create_model", refuse)
+    run = _run(monkeypatch, Scenario(metrics=CLEAN))
+    assert (run.status, run.error) == ("FAILED", "DeployFailed")
+    assert run.cause.startswith("CreateModel failed: ")
+    assert "Could not access model data at s3://imgclf-data/runs/x/model.tar.gz" in run.cause
+
+
+def test_an_endpoint_still_updating_is_waited_for_before_the_update(monkeypatch):
+    scenario = Scenario(metrics=CLEAN, endpoint_exists=True, existing_statuses=("Updating", "SystemUpdating", "InService"))
+    run = _run(monkeypatch, scenario)
+    assert run.status == "SUCCEEDED", run.cause
+    assert run.visited.count("WaitForExistingEndpoint") == 2
+    assert run.visited.index("UpdateEndpoint") > run.visited.index("WaitForExistingEndpoint")
+
+
+@pytest.mark.parametrize("status", ["Failed", "UpdateRollbackFailed", "OutOfService"])
+def test_an_existing_endpoint_that_cannot_be_updated_stops_the_run_saying_to_delete_it(monkeypatch, status):
+    run = _run(monkeypatch, Scenario(metrics=CLEAN, endpoint_exists=True, existing_statuses=(status,)))
+    assert (run.status, run.error) == ("FAILED", "DeployFailed")
+    assert run.cause.startswith(f"endpoint imgclf-endpoint is {status} and cannot be updated: delete it ")
+    assert "aws sagemaker delete-endpoint --endpoint-name imgclf-endpoint" in run.cause
+    assert "UpdateEndpoint" not in run.visited
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason", "cause"),
+    [
+        ("Failed", "Image size too large", "endpoint imgclf-endpoint is Failed: Image size too large"),
+        ("Failed", None, "endpoint imgclf-endpoint is Failed: SageMaker gave no FailureReason"),
+        ("UpdateRollbackFailed", None, "endpoint update rollback failed: imgclf-endpoint is UpdateRollbackFailed: SageMaker gave no FailureReason; delete it"),
+        ("RolledBack", "ping health check failed", "endpoint update rolled back: imgclf-endpoint still serves previous-config: ping health check failed"),
+        ("RolledBack", None, "endpoint update rolled back: imgclf-endpoint still serves previous-config: SageMaker gave no FailureReason"),
+    ],
+)
+def test_a_failed_update_ends_in_a_fail_with_the_reason_or_a_stand_in(monkeypatch, outcome, reason, cause):
+    scenario = Scenario(metrics=CLEAN, endpoint_exists=True, endpoint_outcome=outcome, endpoint_failure_reason=reason)
+    run = _run(monkeypatch, scenario)
+    assert (run.status, run.error) == ("FAILED", "DeployFailed")
+    assert run.cause.startswith(cause)
+
+
+def test_a_rolled_back_realtime_update_re_registers_auto_scaling_before_failing(monkeypatch):
+    scenario = Scenario(metrics=CLEAN, endpoint_exists=True, endpoint_outcome="RolledBack", endpoint_failure_reason="health check")
+    run = _run(monkeypatch, scenario, endpoint={"mode": "realtime"})
+    assert run.cause.startswith("endpoint update rolled back")
+    assert run.visited.index("PutScalingPolicy") > run.visited.index("RegisterScaling") > run.visited.index("UpdateRolledBack")
+    assert [t["ResourceId"] for t in run.scalable_targets] == ["endpoint/imgclf-endpoint/variant/AllTraffic"]
+
+
+def test_a_managed_rule_that_was_stopped_is_not_a_pass(monkeypatch):
+    scenario = Scenario(metrics={"test_acc": 0.93}, rule_statuses={"Overfit": "Stopped", "VanishingGradient": "NoIssuesFound"})
+    run = _run(monkeypatch, scenario, debugger={"mode": "managed"})
+    assert (run.status, run.error) == ("FAILED", "GateFailed")
+    assert run.cause == "rule Overfit was stopped: no verdict, so no deployment"
+
+
+def test_managed_rules_still_in_progress_are_polled_until_their_verdict(monkeypatch):
+    statuses = [{"Overfit": "InProgress"}, {"Overfit": "InProgress"}, {"Overfit": "InProgress"}, {"Overfit": "IssuesFound"}]
+    run = _run(monkeypatch, Scenario(metrics={"test_acc": 0.93}, rule_statuses=statuses), debugger={"mode": "managed"})
+    assert run.cause == "rule Overfit found issues"
+    assert run.visited.count("DescribeRules") == 3
+
+
+@pytest.mark.parametrize("execution_name", ["nightly_run", "a" * 80, "x.y-z"])
+def test_any_execution_name_gives_valid_job_names(monkeypatch, execution_name):
+    cfg = load_config({})
+    run = run_flow(
+        monkeypatch, build_definition(cfg, DEPLOYMENT), Scenario(metrics=CLEAN),
+        endpoint_name=endpoint_name(cfg), execution_name=execution_name,
+    )
+    assert run.status == "SUCCEEDED", run.cause
+    names = run.output
+    assert re.fullmatch(r"imgclf-[0-9a-f]{8}-tune", names["tuning_job"])
+    assert all(re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", names[k]) for k in ("model", "endpoint_config", "training_job"))

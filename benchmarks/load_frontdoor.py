@@ -2,7 +2,7 @@
 
 Reports throughput, p50/p95/p99 latency, answers by status code and, for a local stack, the RSS of
 the endpoint and front door processes before and after the run. Every loop is bounded in count
-(--requests) and time (--max-seconds).
+(--requests, --breakdown-rounds) and time (--max-seconds).
 
 Without --url it starts the local stack itself (`python -m imgclf local serve`: the endpoint with
 the real handlers, and the front door child running the real Lambda handler, on 127.0.0.1) on
@@ -58,7 +58,7 @@ class Sample:
 
 
 def image_pool() -> list[Sample]:
-    """One image per photo x long side, formats in turn: 20 bodies from 2 KB to about 3 MB."""
+    """One image per photo x long side, formats in turn: 20 bodies from 2 KB to about 1.4 MB."""
     from PIL import Image
     from skimage import data as skdata
 
@@ -224,8 +224,9 @@ def build_untrained_model_dir(target: Path, image_size: int, arch: str = "resnet
     return target
 
 
-def breakdown(model_dir: Path, pool: list[Sample], stack: LocalStack, rounds: int) -> dict:
-    """Per-request ms (median over the pool's images, then over rounds) of each stage."""
+def breakdown(model_dir: Path, pool: list[Sample], stack: LocalStack, rounds: int, max_seconds: float) -> dict:
+    """Per-request ms of each stage: the median over `rounds` passes over the pool, or over the
+    images measured within `max_seconds` (at least one)."""
     import torch
 
     code = str(model_dir / "code")
@@ -244,23 +245,26 @@ def breakdown(model_dir: Path, pool: list[Sample], stack: LocalStack, rounds: in
         result = fn()
         return result, (time.perf_counter() - started) * 1000
 
-    for _ in range(rounds):
-        for sample in pool:
-            image, t = ms(lambda: inference.input_fn(sample.body, sample.content_type))
-            times["decode"].append(t)
-            batch, t = ms(lambda: model.transform(image).unsqueeze(0))
-            times["preprocess"].append(t)
-            with torch.inference_mode():
-                logits, t = ms(lambda: model.network(batch))
-            times["forward"].append(t)
-            prediction = inference.Prediction(torch.softmax(logits.float(), 1)[0], model)
-            _, t = ms(lambda: inference.output_fn(prediction, "application/json"))
-            times["serialise"].append(t)
-            for key, client in (("endpoint_http", endpoint), ("frontdoor_http", door)):
-                status, seconds = client.post(sample)
-                if status != 200:
-                    raise SystemExit(f"{key}: {sample.name} answered {status}")
-                times[key].append(seconds * 1000)
+    deadline = time.monotonic() + max_seconds
+    for sample in (sample for _ in range(rounds) for sample in pool):
+        if times["frontdoor_http"] and time.monotonic() > deadline:
+            print(f"breakdown stopped by --max-seconds after {len(times['frontdoor_http'])} image(s)")
+            break
+        image, t = ms(lambda: inference.input_fn(sample.body, sample.content_type))
+        times["decode"].append(t)
+        batch, t = ms(lambda: model.transform(image).unsqueeze(0))
+        times["preprocess"].append(t)
+        with torch.inference_mode():
+            logits, t = ms(lambda: model.network(batch))
+        times["forward"].append(t)
+        prediction = inference.Prediction(torch.softmax(logits.float(), 1)[0], model)
+        _, t = ms(lambda: inference.output_fn(prediction, "application/json"))
+        times["serialise"].append(t)
+        for key, client in (("endpoint_http", endpoint), ("frontdoor_http", door)):
+            status, seconds = client.post(sample)
+            if status != 200:
+                raise SystemExit(f"{key}: {sample.name} answered {status}")
+            times[key].append(seconds * 1000)
     median = {k: round(statistics.median(v), 2) for k, v in times.items()}
     in_process = sum(median[k] for k in ("decode", "preprocess", "forward", "serialise"))
     median["in_process_total"] = round(in_process, 2)
@@ -278,7 +282,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=64, help="input size of the built model (the demo's is 64)")
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--max-seconds", type=float, default=300, help="stop sending after this long (per load run)")
+    p.add_argument("--max-seconds", type=float, default=300,
+                   help="stop sending after this long (per load run, and for the breakdown)")
     p.add_argument("--timeout", type=float, default=60, help="client socket timeout, seconds")
     p.add_argument("--sweep", help="comma-separated concurrencies, e.g. 1,2,4,8,16 (--requests each)")
     p.add_argument("--warmup", type=int, default=20, help="untimed requests first")
@@ -326,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.breakdown:
                     model_dir = Path(args.model) if args.model and Path(args.model).is_dir() else None
                     model_dir = model_dir or _served_model_dir(args, Path(tmp))
-                    results["breakdown_ms"] = breakdown(model_dir, pool, stack, args.breakdown_rounds)
+                    results["breakdown_ms"] = breakdown(model_dir, pool, stack, args.breakdown_rounds, args.max_seconds)
                     print("breakdown (median ms per request, one at a time):")
                     for key, value in results["breakdown_ms"].items():
                         print(f"  {key:>24}: {value}")

@@ -18,6 +18,9 @@ from constructs import Construct
 
 from infra import roles
 from infra.config import Config
+from infra.gateway_responses import GATEWAY_ERRORS
+from infra.gateway_responses import template as gateway_template
+from infra.frontdoor_environment import frontdoor_environment
 from infra.state_machine import endpoint_name
 from serving.frontdoor.content_types import BINARY_MEDIA_TYPES
 
@@ -30,10 +33,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 POWERTOOLS_PARAMETER = "/aws/service/powertools/python/arm64/python3.14/latest"
 #: API Gateway's default integration timeout; the Lambda's SageMaker read timeout stays below it.
 TIMEOUT = Duration.seconds(29)
-#: Serverless endpoints take at most 4 MB per request (real-time: 6 MB, above the Lambda's own cap).
-SERVERLESS_MAX_PAYLOAD_BYTES = 4_000_000
 STAGE = "prod"
-METRICS_NAMESPACE = "imgclf"
 
 
 class FrontDoor(Construct):
@@ -50,7 +50,9 @@ class FrontDoor(Construct):
             else {"authorization_type": apigw.AuthorizationType.IAM}
         )
         # Body validation checks a request model where a method has one; the image methods have
-        # none (binary), so what is enforced is the required Content-Type header.
+        # none (binary), so what is enforced is the required Content-Type header. Its absence is
+        # answered 415 unsupported_media_type (infra/gateway_responses.py), as the Lambda answers
+        # a type it does not take.
         validator = self.api.add_request_validator(
             "Validate", validate_request_parameters=True, validate_request_body=True
         )
@@ -63,6 +65,7 @@ class FrontDoor(Construct):
         )
         self.api.root.add_resource("health").add_method("GET", integration, request_validator=validator, **auth)
         self.api_key = self._usage_plan(cfg) if cfg.api.auth == "api_key" else None
+        self._gateway_responses(cfg)
 
     def _function(self, cfg: Config) -> lambda_.Function:
         role = roles.front_door_role(self, "Role", cfg=cfg)
@@ -91,14 +94,7 @@ class FrontDoor(Construct):
             timeout=TIMEOUT,
             tracing=lambda_.Tracing.ACTIVE,
             reserved_concurrent_executions=cfg.api.reserved_concurrency,
-            environment={
-                "ENDPOINT_NAME": endpoint_name(cfg),
-                "MAX_BODY_BYTES": str(max_body_bytes(cfg)),
-                "TOP_K": str(cfg.endpoint.top_k),
-                "POWERTOOLS_SERVICE_NAME": f"{cfg.name}-frontdoor",
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "CORS_ORIGINS": ",".join(cfg.api.cors_origins),
-            },
+            environment={"ENDPOINT_NAME": endpoint_name(cfg), **frontdoor_environment(cfg)},
         )
 
     def _rest_api(self, cfg: Config) -> apigw.RestApi:
@@ -138,6 +134,25 @@ class FrontDoor(Construct):
             ),
         )
 
+    def _gateway_responses(self, cfg: Config) -> None:
+        """API Gateway's own refusals in the front door's error shape, with CORS headers so that a
+        browser can read them. One origin is answered as is; several are echoed from the request's
+        Origin (these bodies carry no data), since a gateway response cannot choose among them."""
+        headers = {}
+        if cfg.api.cors_origins:
+            one = len(cfg.api.cors_origins) == 1
+            headers["Access-Control-Allow-Origin"] = f"'{cfg.api.cors_origins[0]}'" if one else "method.request.header.Origin"
+            if not one:
+                headers["Vary"] = "'Origin'"
+        for response_type, error in GATEWAY_ERRORS.items():
+            self.api.add_gateway_response(
+                response_type,
+                type=apigw.ResponseType.of(response_type),
+                status_code=None if error.status is None else str(error.status),
+                response_headers=headers or None,
+                templates={"application/json": gateway_template(error)},
+            )
+
     def _usage_plan(self, cfg: Config) -> apigw.IApiKey:
         plan = self.api.add_usage_plan(
             "UsagePlan",
@@ -149,10 +164,3 @@ class FrontDoor(Construct):
         key = self.api.add_api_key("ApiKey", api_key_name=f"{cfg.name}-key")
         plan.add_api_key(key)
         return key
-
-
-def max_body_bytes(cfg: Config) -> int:
-    """The largest image the front door forwards: the configured cap, within what the endpoint takes."""
-    if cfg.endpoint.mode == "serverless":
-        return min(cfg.api.max_body_bytes, SERVERLESS_MAX_PAYLOAD_BYTES)
-    return cfg.api.max_body_bytes

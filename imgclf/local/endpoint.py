@@ -7,27 +7,35 @@ the container contract (`GET /ping`, `POST /invocations`) and the runtime API pa
 `invoke_endpoint` calls (`POST /endpoints/{name}/invocations`). On the runtime path a container
 error comes back as SageMaker wraps it, so callers (the front door) handle it as in the cloud:
 HTTP 424 `ModelError` with OriginalStatusCode/OriginalMessage; an unknown endpoint name is a 400
-`ValidationError`. Binds 127.0.0.1 only.
+`ValidationError`. It also answers the control-plane `DescribeEndpoint` (JSON 1.1, `POST /` with
+`X-Amz-Target: SageMaker.DescribeEndpoint`) as InService, so the front door's `GET /health` works
+against it. A body's Content-Length is checked before the body is read. Binds 127.0.0.1 only.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
 import tarfile
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from imgclf.errors import UserError
+from imgclf.local.http_body import BodyError, declared_length
 
 #: Headers SageMaker forwards from InvokeEndpoint to the container.
 FORWARDED_HEADERS = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
 #: InvokeEndpoint's body limit (API reference: Body, max 6 MB).
 MAX_INVOKE_BYTES = 6_291_456
 LOCAL_ACCOUNT = "000000000000"
+#: The control-plane operations (X-Amz-Target) the endpoint answers.
+DESCRIBE_ENDPOINT = "SageMaker.DescribeEndpoint"
+JSON_11 = "application/x-amz-json-1.1"
 _RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
 
 
@@ -105,7 +113,9 @@ class EndpointServer:
         self.endpoint_name = endpoint_name
         self.variant = variant
         self.region = region
+        self.created = time.time()
         self.calls = 0
+        self._calls_lock = threading.Lock()  # handler threads count concurrently
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="endpoint", daemon=True)
@@ -131,6 +141,25 @@ class EndpointServer:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def arn(self, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{LOCAL_ACCOUNT}:endpoint/{name.lower()}"
+
+    def description(self) -> dict:
+        """DescribeEndpoint's answer: a served endpoint is InService (times as JSON 1.1 epoch seconds)."""
+        return {
+            "EndpointName": self.endpoint_name,
+            "EndpointArn": self.arn(self.endpoint_name),
+            "EndpointConfigName": self.endpoint_name,
+            "ProductionVariants": [{"VariantName": self.variant}],
+            "EndpointStatus": "InService",
+            "CreationTime": self.created,
+            "LastModifiedTime": self.created,
+        }
+
+    def _count_call(self) -> None:
+        with self._calls_lock:
+            self.calls += 1
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         endpoint = self
 
@@ -147,20 +176,24 @@ class EndpointServer:
                     self._send(404, b"not found", "text/plain")
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                try:
+                    body = self.rfile.read(declared_length(self.headers, MAX_INVOKE_BYTES))
+                except BodyError as err:
+                    self.close_connection = True  # the unread body must not be parsed as a request
+                    self._send_error(err.status, "ValidationError", {"Message": err.message})
+                    return
                 match = _RUNTIME_PATH.match(self.path)
+                target = self.headers.get("X-Amz-Target")
                 if self.path == "/invocations":
                     answer = self._invoke(body)
                     self._send(answer.status, answer.body, answer.content_type or "text/plain")
+                elif self.path == "/" and target:
+                    self._control(target, body)
                 elif match is None:
                     self._send(404, b"not found", "text/plain")
                 elif match.group(1) != endpoint.endpoint_name:
                     message = f"Endpoint {match.group(1)} of account {LOCAL_ACCOUNT} not found."
                     self._send_error(400, "ValidationError", {"Message": message})
-                elif length > MAX_INVOKE_BYTES:
-                    message = f"Request body is {length} bytes; InvokeEndpoint accepts at most {MAX_INVOKE_BYTES}."
-                    self._send_error(413, "ValidationError", {"Message": message})
                 else:
                     answer = self._invoke(body)
                     if answer.status == 200:
@@ -169,8 +202,27 @@ class EndpointServer:
                     else:
                         self._send_model_error(answer.status, answer.body.decode("utf-8", "replace"))
 
+            def _control(self, target: str, body: bytes) -> None:
+                """A SageMaker control-plane call, in the JSON 1.1 protocol botocore speaks."""
+                if target != DESCRIBE_ENDPOINT:
+                    message = f"the local endpoint answers {DESCRIBE_ENDPOINT} only, not {target[:100]}"
+                    self._send_json11(400, {"__type": "UnknownOperationException", "message": message})
+                    return
+                try:
+                    name = json.loads(body).get("EndpointName")
+                except (ValueError, AttributeError):
+                    name = None
+                if name == endpoint.endpoint_name:
+                    self._send_json11(200, endpoint.description())
+                else:
+                    message = f'Could not find endpoint "{endpoint.arn(str(name))}".'
+                    self._send_json11(400, {"__type": "ValidationException", "message": message})
+
+            def _send_json11(self, status: int, payload: dict) -> None:
+                self._send(status, json.dumps(payload).encode(), JSON_11)
+
             def _invoke(self, body: bytes) -> Answer:
-                endpoint.calls += 1
+                endpoint._count_call()
                 headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED_HEADERS}
                 return endpoint.service.invoke(body, headers)
 
@@ -204,6 +256,14 @@ class EndpointServer:
                 self.wfile.write(payload)
 
         return Handler
+
+
+def apply_container_environment(environment: dict[str, str]) -> None:
+    """The model's container Environment (TOP_K, SAGEMAKER_PROGRAM, ...) as the endpoint sees it;
+    the submit directory is the container's own path, so the model dir's code/ is used instead."""
+    for key, value in environment.items():
+        if key != "SAGEMAKER_SUBMIT_DIRECTORY":
+            os.environ[key] = value
 
 
 def model_dir_from(path: str | Path, extract_to: Path) -> Path:

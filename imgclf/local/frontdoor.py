@@ -3,11 +3,18 @@
 HTTP requests become REST API proxy events as API Gateway builds them (a binary media type's body
 base64-encoded with `isBase64Encoded`, headers and multiValueHeaders, query strings, a
 requestContext with a fresh requestId), and the handler's proxy response becomes the HTTP answer.
-Gateway-side limits are kept: 10 MB payload, Lambda's 6 MB event, the 29 s integration timeout.
-One Lambda instance: invocations run one at a time.
+Gateway-side limits are kept: 10 MB payload, Lambda's 6 MB event, the 29 s integration timeout,
+answered as the stack's gateway responses answer them: `{"error": {"code", "message"},
+"request_id"}` with the codes of infra/gateway_responses.py. Like the REST API, it routes only
+POST /predict (which requires a Content-Type header) and GET /health to the Lambda.
+
+One Lambda instance: invocations run one at a time. The 29 s count from when an invocation starts,
+not from when it was queued (in the cloud, Lambda scales out instead of queueing); a request that
+waits 29 s for the instance is answered 504 too, and never runs.
 
 The handler runs in a child process (`python -m imgclf.local.frontdoor`), as a Lambda runs apart
-from its caller: its environment (ENDPOINT_NAME, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME pointing at the
+from its caller: its environment (the deployment's, from infra/frontdoor_environment.py, with
+ENDPOINT_NAME, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME and AWS_ENDPOINT_URL_SAGEMAKER pointing at the
 local endpoint, dummy credentials) and its log (Powertools JSON lines and metrics, what CloudWatch
 would hold) stay out of the CLI. `FrontDoorProcess` starts and stops it; binds 127.0.0.1 only.
 """
@@ -32,6 +39,9 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from imgclf.errors import UserError
+from imgclf.local.http_body import BodyError, declared_length
+from infra.gateway_responses import GATEWAY_ERRORS, ROUTES
+from serving.frontdoor.errors import CODES
 
 #: API Gateway REST limits (API Gateway quotas) and Lambda's synchronous event limit.
 API_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -110,10 +120,10 @@ def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return found
 
 
-def http_answer(response: object) -> tuple[int, list[tuple[str, str]], bytes]:
+def http_answer(response: object, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
     """A Lambda proxy response as HTTP; a malformed one is API Gateway's 502."""
     if not isinstance(response, dict) or not isinstance(response.get("statusCode"), int):
-        return _gateway_error(502, "Internal server error")
+        return gateway_error("INTEGRATION_FAILURE", request_id, "the Lambda function returned a malformed proxy response")
     body = response.get("body") or ""
     payload = base64.b64decode(body) if response.get("isBase64Encoded") else str(body).encode("utf-8")
     headers = list((response.get("headers") or {}).items())
@@ -122,10 +132,35 @@ def http_answer(response: object) -> tuple[int, list[tuple[str, str]], bytes]:
     return response["statusCode"], [(k, str(v)) for k, v in headers], payload
 
 
-def _gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """API Gateway's own errors: `{"message": ...}`, with the x-amzn-ErrorType header."""
-    kind = {413: "RequestTooLongException", 502: "InternalServerErrorException", 504: "IntegrationTimeout"}[status]
-    return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", kind)], json.dumps({"message": message}).encode()
+#: Requests the gateway cannot frame (a bad Content-Length, a chunked body): no gateway response type.
+_FRAMING = {400: CODES[400], 411: "length_required"}
+_ERROR_TYPES = {400: "BadRequestException", 403: "MissingAuthenticationTokenException", 411: "BadRequestException",
+                413: "RequestTooLongException", 415: "BadRequestException", 502: "InternalServerErrorException",
+                504: "IntegrationTimeout"}
+
+
+def gateway_error(kind: str | int, request_id: str, message: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    """API Gateway's own answer for a gateway response type (or a framing status), in the API's
+    error shape, with the x-amzn-ErrorType header. `message` replaces the type's fixed text."""
+    if isinstance(kind, int):
+        status, code = kind, _FRAMING[kind]
+    else:
+        error = GATEWAY_ERRORS[kind]
+        status, code, message = error.status, error.code, message or error.message
+    body = json.dumps({"error": {"code": code, "message": message}, "request_id": request_id}).encode()
+    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", _ERROR_TYPES[status]),
+               ("X-Request-Id", request_id)]
+    return status, headers, body
+
+
+def _refusal(method: str, path: str, headers) -> str | None:
+    """What API Gateway answers before the Lambda runs: another route, or POST /predict without
+    the Content-Type header its request validator requires."""
+    if (method, path.rstrip("/") or "/") not in ROUTES:
+        return "MISSING_AUTHENTICATION_TOKEN"
+    if method == "POST" and not headers.get("Content-Type"):
+        return "BAD_REQUEST_PARAMETERS"
+    return None
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -150,6 +185,10 @@ class FrontDoorServer:
     def port(self) -> int:
         return self._server.server_address[1]
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
@@ -159,16 +198,29 @@ class FrontDoorServer:
         self._lambda.shutdown(wait=False, cancel_futures=True)
 
     def invoke(self, event: dict) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One Lambda invocation, answered within the integration timeout counted from its start."""
+        request_id = event["requestContext"]["requestId"]
         if len(json.dumps(event)) > LAMBDA_MAX_EVENT_BYTES:
-            return _gateway_error(413, "Request Too Long")
-        future = self._lambda.submit(self.handler, event, LambdaContext(self.timeout_seconds))
+            message = f"the request is over the Lambda function's {LAMBDA_MAX_EVENT_BYTES:,}-byte event limit"
+            return gateway_error("REQUEST_TOO_LARGE", request_id, message)
+        started = threading.Event()
+
+        def run() -> object:
+            started.set()
+            return self.handler(event, LambdaContext(self.timeout_seconds))
+
+        future = self._lambda.submit(run)
+        timed_out = gateway_error("INTEGRATION_TIMEOUT", request_id,
+                                  f"the Lambda function did not answer within {self.timeout_seconds:g} s")
+        if not started.wait(self.timeout_seconds) and future.cancel():
+            return timed_out  # waited in line for the one instance; cancelled, it never runs
         try:
-            return http_answer(future.result(timeout=self.timeout_seconds))
+            return http_answer(future.result(timeout=self.timeout_seconds), request_id)
         except FutureTimeout:
-            return _gateway_error(504, "Endpoint request timed out")
+            return timed_out  # the running invocation cannot be stopped: it finishes unheard
         except Exception as err:  # noqa: BLE001 - an unhandled Lambda error is the gateway's 502
             print(f"[ERROR] unhandled Lambda error: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-            return _gateway_error(502, "Internal server error")
+            return gateway_error("INTEGRATION_FAILURE", request_id, "the Lambda function failed")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         door = self
@@ -180,12 +232,17 @@ class FrontDoorServer:
                 print(f"[access] {self.address_string()} {fmt % args}", file=sys.stderr, flush=True)
 
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > API_MAX_PAYLOAD_BYTES:
-                    self.close_connection = True
-                    self._send(*_gateway_error(413, "Request Too Long"))
+                try:
+                    body = self.rfile.read(declared_length(self.headers, API_MAX_PAYLOAD_BYTES))
+                except BodyError as err:
+                    self.close_connection = True  # the unread body must not be parsed as a request
+                    kind = "REQUEST_TOO_LARGE" if err.status == 413 else err.status
+                    self._send(*gateway_error(kind, str(uuid.uuid4()), err.message))
                     return
-                body = self.rfile.read(length)
+                refused = _refusal(self.command, urlsplit(self.path).path, self.headers)
+                if refused:
+                    self._send(*gateway_error(refused, str(uuid.uuid4())))
+                    return
                 event = proxy_event(self.command, self.path, list(self.headers.items()), body, door.binary_types,
                                     source_ip=self.client_address[0], host=self.headers.get("Host", "127.0.0.1"))
                 self._send(*door.invoke(event))
@@ -208,13 +265,14 @@ class FrontDoorProcess:
     """Runs the front door in a child process with a Lambda's environment; a context manager."""
 
     def __init__(self, endpoint_url: str, endpoint_name: str, log_path: Path, port: int = 0,
-                 max_body_bytes: int | None = None, top_k: int | None = None) -> None:
+                 deployment: dict[str, str] | None = None) -> None:
+        """`deployment`: the Lambda's environment from the config (infra/frontdoor_environment.py),
+        or None for the handler's defaults."""
         self.endpoint_url = endpoint_url
         self.endpoint_name = endpoint_name
         self.log_path = Path(log_path)
         self.port = port
-        self.max_body_bytes = max_body_bytes
-        self.top_k = top_k
+        self.deployment = deployment or {}
         self.url = ""
         self._proc: subprocess.Popen | None = None
 
@@ -240,10 +298,7 @@ class FrontDoorProcess:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        if self.max_body_bytes is not None:
-            env["MAX_BODY_BYTES"] = str(self.max_body_bytes)
-        if self.top_k is not None:
-            env["TOP_K"] = str(self.top_k)
+        env.update(self.deployment)
         return env
 
     def start(self) -> "FrontDoorProcess":
@@ -302,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.port_file.with_suffix(".tmp")
     tmp.write_text(str(server.port))
     tmp.replace(args.port_file)
-    print(f"front door listening on http://127.0.0.1:{server.port}", file=sys.stderr, flush=True)
+    print(f"front door listening on {server.url}", file=sys.stderr, flush=True)
     server.serve_forever()
     return 0
 

@@ -1,4 +1,5 @@
-"""`imgclf local serve MODEL_TAR_OR_DIR`: serve an existing model behind a local endpoint and front door."""
+"""`imgclf local serve MODEL_TAR_OR_DIR`: serve an existing model behind a local endpoint and front door,
+with the container environment and the front door environment the config gives the deployed ones."""
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from imgclf.errors import UserError
-    from imgclf.local.endpoint import model_dir_from
-    from imgclf.local.serving import serve_until_stopped
+    from imgclf.local.endpoint import apply_container_environment, model_dir_from
+    from imgclf.local.serving import model_environment, serve_until_stopped
     from infra.config import ConfigError, load_config, read_config_file
 
     try:
@@ -25,4 +26,5 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     with tempfile.TemporaryDirectory(prefix="imgclf-serve-") as tmp:
         model_dir = model_dir_from(args.model, Path(tmp) / "model")
+        apply_container_environment(model_environment(cfg, args.model))  # before model_fn reads TOP_K
         return serve_until_stopped(model_dir, cfg, Path(tmp), args.port, args.endpoint_port)

@@ -10,6 +10,7 @@ from pathlib import Path
 from imgclf.errors import UserError
 from imgclf.local.endpoint import EndpointServer, HandlerService
 from imgclf.local.frontdoor import FrontDoorProcess
+from infra.frontdoor_environment import frontdoor_environment
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 #: How often the serve loop checks that the front door is still alive.
@@ -20,6 +21,15 @@ def endpoint_name(cfg) -> str:
     from infra.state_machine import endpoint_name as deployed_name
 
     return deployed_name(cfg)
+
+
+def model_environment(cfg, model_data: Path) -> dict[str, str]:
+    """The container Environment of the CreateModel request the state machine would send for this model."""
+    from imgclf.local.pipeline import REGION, ROLE_ARN
+    from infra.requests import JobLocations, model_request
+
+    loc = JobLocations(role_arn=ROLE_ARN, source_bundle_uri="", data_uri="", output_uri="", region=REGION)
+    return model_request(cfg, loc, endpoint_name(cfg), str(model_data))["PrimaryContainer"]["Environment"]
 
 
 def curl_line(url: str, image: Path | None) -> str:
@@ -40,7 +50,7 @@ def serve_until_stopped(model_dir: Path, cfg, serve_dir: Path, port: int, endpoi
         except OSError as err:
             raise UserError(f"cannot listen on 127.0.0.1:{endpoint_port}: {err.strerror}; pass --endpoint-port 0") from None
         door = FrontDoorProcess(endpoint.url, name, serve_dir / "frontdoor.log", port=port,
-                                max_body_bytes=cfg.api.max_body_bytes, top_k=cfg.endpoint.top_k)
+                                deployment=frontdoor_environment(cfg))
         try:
             door.start()
         except UserError as err:

@@ -5,9 +5,10 @@ called. Every answer carries the API Gateway request id (`X-Request-Id` header a
 in the body), which is also the correlation id of every log line.
 
 Env: ENDPOINT_NAME (required), MAX_BODY_BYTES (raw bytes, default 4,400,000), TOP_K (optional
-default, else the model's), ENDPOINT_READ_TIMEOUT_SECONDS (optional, above 0 and at most 11: how long
-to wait for the model's answer; lower it for a fast model to fail sooner), POWERTOOLS_SERVICE_NAME,
-POWERTOOLS_METRICS_NAMESPACE. boto3 honours
+default from 1 to 1000, else the model's), ENDPOINT_READ_TIMEOUT_SECONDS (optional, above 0 and at
+most 11: how long to wait for the model's answer; lower it for a fast model to fail sooner),
+CORS_ORIGINS, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE. A bad TOP_K or
+ENDPOINT_READ_TIMEOUT_SECONDS is a deployment fault: logged, answered as 500. boto3 honours
 AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, which points the unchanged code at a local endpoint.
 """
 from __future__ import annotations
@@ -230,13 +231,23 @@ def _body_bytes(body: str | None, is_base64_encoded: bool | None) -> bytes:
 
 def _top_k(query: dict[str, str] | None) -> int | None:
     """The caller's `?top_k=`, else the deployment's TOP_K, else None (the model's default)."""
+    configured = os.environ.get("TOP_K", "").strip()
+    default = _valid_top_k(configured) if configured else None
+    if configured and default is None:
+        # A deployment fault (logged, answered as 500): forwarded, the container's 400 would
+        # blame the caller's image.
+        raise RuntimeError(f"TOP_K must be an integer from 1 to {MAX_TOP_K}, got {configured[:20]!r}")
     raw = (query or {}).get("top_k")
     if raw is None:
-        configured = os.environ.get("TOP_K", "")
-        return int(configured) if configured.strip() else None
-    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_TOP_K:
+        return default
+    value = _valid_top_k(raw)
+    if value is None:
         raise ApiError(400, f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw[:20]!r}", code="invalid_parameter")
-    return int(raw)
+    return value
+
+
+def _valid_top_k(raw: str) -> int | None:
+    return int(raw) if re.fullmatch(r"[0-9]{1,4}", raw) and 1 <= int(raw) <= MAX_TOP_K else None
 
 
 def _endpoint_name() -> str:

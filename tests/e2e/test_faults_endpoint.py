@@ -63,6 +63,18 @@ def post(url: str, body: bytes, timeout: float = 30) -> tuple[int, dict]:
         conn.close()
 
 
+def settled_thread_count(process: psutil.Process, seconds: float = 5) -> int:
+    """The thread count once it holds still: the HTTP thread of a finished request ends with its
+    connection, a moment after the caller has the answer; a hung worker never ends."""
+    count, deadline = process.num_threads(), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        count, previous = process.num_threads(), count
+        if count == previous:
+            break
+    return count
+
+
 class _FakeRuntime(BaseHTTPRequestHandler):
     """An endpoint that answers every invocation with the server's `answer(handler)`, then closes
     the connection (so that the front door's next call opens a new one, to whatever listens then)."""
@@ -141,7 +153,7 @@ def test_a_slow_endpoint_is_a_504_within_the_read_timeout_and_leaves_no_hung_wor
         assert (status, body["error"]["code"]) == (504, "endpoint_timeout")
         assert time.monotonic() - started < 2 * 0.5 + 1 + 1.5
         process = psutil.Process(door._proc.pid)
-        threads_after_one = process.num_threads()  # main + the Lambda instance's worker
+        threads_after_one = settled_thread_count(process)  # main + the Lambda instance's worker
 
         answers = []
         callers = [threading.Thread(target=lambda: answers.append(post(door.url, jpeg))) for _ in range(3)]
@@ -150,8 +162,5 @@ def test_a_slow_endpoint_is_a_504_within_the_read_timeout_and_leaves_no_hung_wor
         for caller in callers:
             caller.join(timeout=30)
         assert [(s, b["error"]["code"]) for s, b in answers] == [(504, "endpoint_timeout")] * 3
-        deadline = time.monotonic() + 5
-        while process.num_threads() > threads_after_one and time.monotonic() < deadline:
-            time.sleep(0.1)  # the HTTP threads of finished requests end with their connections
-        assert process.num_threads() == threads_after_one
+        assert settled_thread_count(process) == threads_after_one
         release.set()

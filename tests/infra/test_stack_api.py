@@ -1,9 +1,12 @@
 """The REST API front door and its Lambda."""
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match, Template
 
 from infra.api import BINARY_MEDIA_TYPES
+from infra.gateway_responses import ROUTES
 
 
 def _methods(synth) -> dict[str, dict]:
@@ -92,3 +95,52 @@ def test_the_lambda_asset_holds_only_the_front_door(default):
     code = default.only("AWS::Lambda::Function")["Properties"]["Code"]
     asset = default.outdir / f"asset.{code['S3Key'].split('.')[0]}"
     assert sorted(p.name for p in asset.iterdir()) == ["frontdoor"]
+
+
+def _gateway_responses(synth) -> dict[str, dict]:
+    return {r["Properties"]["ResponseType"]: r["Properties"] for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()}
+
+
+def test_api_gateways_own_errors_answer_in_the_front_doors_error_shape(default):
+    responses = _gateway_responses(default)
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "REQUEST_TOO_LARGE", "THROTTLED", "QUOTA_EXCEEDED", "INTEGRATION_TIMEOUT",
+            "MISSING_AUTHENTICATION_TOKEN", "INVALID_API_KEY", "ACCESS_DENIED", "BAD_REQUEST_PARAMETERS"} <= set(responses)
+    for response in responses.values():  # every template is JSON once API Gateway fills it in
+        filled = response["ResponseTemplates"]["application/json"].replace("$context.error.messageString", '"m"')
+        assert set(json.loads(filled.replace("$context.requestId", "r-1"))) == {"error", "request_id"}
+    throttled = responses["THROTTLED"]
+    assert throttled["StatusCode"] == "429"
+    body = json.loads(throttled["ResponseTemplates"]["application/json"].replace("$context.requestId", "r-1"))
+    assert body == {"error": {"code": "throttled", "message": "too many requests; retry with back-off"}, "request_id": "r-1"}
+
+
+def test_the_default_families_keep_api_gateways_status_and_message(default):
+    default_4xx = _gateway_responses(default)["DEFAULT_4XX"]
+    assert "StatusCode" not in default_4xx
+    template = default_4xx["ResponseTemplates"]["application/json"]
+    body = json.loads(template.replace("$context.error.messageString", '"Forbidden"').replace("$context.requestId", "r-1"))
+    assert body == {"error": {"code": "bad_request", "message": "Forbidden"}, "request_id": "r-1"}
+
+
+def test_a_request_without_content_type_gets_415_like_any_unsupported_type(default):
+    missing = _gateway_responses(default)["BAD_REQUEST_PARAMETERS"]
+    assert missing["StatusCode"] == "415"
+    assert '"code": "unsupported_media_type"' in missing["ResponseTemplates"]["application/json"]
+
+
+def test_gateway_errors_carry_cors_headers_when_cors_is_configured(realtime, default):
+    assert _gateway_responses(realtime)["THROTTLED"]["ResponseParameters"] == {
+        "gatewayresponse.header.Access-Control-Allow-Origin": "'https://example.com'"
+    }
+    assert "ResponseParameters" not in _gateway_responses(default)["THROTTLED"]
+
+
+def test_the_local_gateway_routes_exactly_the_apis_methods(default, realtime):
+    for synth in (default, realtime):
+        resources = synth.resources("AWS::ApiGateway::Resource")
+        routes = {
+            (m["Properties"]["HttpMethod"], "/" + resources[m["Properties"]["ResourceId"]["Ref"]]["Properties"]["PathPart"])
+            for m in synth.resources("AWS::ApiGateway::Method").values()
+            if m["Properties"]["HttpMethod"] != "OPTIONS"  # CORS preflight, answered by API Gateway itself
+        }
+        assert routes == ROUTES

@@ -25,6 +25,7 @@ class Case:
     content_type: str
     status: int
     message: str  # a fragment the error message must contain ("" for a 200)
+    code: str = ""  # the API's error code at the front door ("" for a 200)
 
 
 @cache
@@ -118,7 +119,7 @@ def random_bytes(size: int, seed: int = 7) -> bytes:
 def hostile_cases() -> list[Case]:
     valid_jpeg = jpeg()
     return [
-        Case("truncated_jpeg", valid_jpeg[: len(valid_jpeg) // 2], "image/jpeg", 400, "corrupt or truncated"),
+        Case("truncated_jpeg", valid_jpeg[: len(valid_jpeg) // 2], "image/jpeg", 400, "corrupt or truncated", "invalid_image"),
         Case("cmyk_jpeg", cmyk_jpeg(), "image/jpeg", 200, ""),
         Case("grey_16bit_png", png_grey16(), "image/png", 200, ""),
         Case("rgb_16bit_png", png_rgb16(), "image/png", 200, ""),
@@ -128,13 +129,16 @@ def hostile_cases() -> list[Case]:
         Case("webp", encode(photo(), "WEBP"), "image/webp", 200, ""),
         Case("animated_webp", animated_webp(), "image/webp", 200, ""),
         Case("png_labelled_jpeg", png(), "image/jpeg", 200, ""),
-        Case("pixel_bomb_png", pixel_bomb_png(8_000), "image/png", 413, "the limit is 40,000,000 pixels"),
-        Case("giant_pixel_bomb_png", pixel_bomb_png(50_000), "image/png", 413, "too large"),
-        Case("zero_bytes", b"", "image/jpeg", 400, "empty"),
-        Case("random_bytes_as_jpeg", random_bytes(4096), "image/jpeg", 400, "not a recognised image"),
-        Case("jpeg_as_text_plain", valid_jpeg, "text/plain", 415, "not accepted"),
-        Case("gif_as_image_gif", palette_gif(), "image/gif", 415, "not accepted"),
-        Case("bmp_image", encode(photo(), "BMP"), "application/octet-stream", 415, "BMP"),
-        Case("body_7mb", valid_jpeg + random_bytes(7 * 1024 * 1024), "image/jpeg", 413, "limit"),
-        Case("json_body", json.dumps({"image": "cat.jpg"}).encode(), "application/json", 415, "not accepted"),
+        Case("pixel_bomb_png", pixel_bomb_png(8_000), "image/png", 413, "the limit is 40,000,000 pixels",
+             "payload_too_large"),
+        Case("giant_pixel_bomb_png", pixel_bomb_png(50_000), "image/png", 413, "too large", "payload_too_large"),
+        Case("zero_bytes", b"", "image/jpeg", 400, "empty", "empty_body"),
+        Case("random_bytes_as_jpeg", random_bytes(4096), "image/jpeg", 400, "not a recognised image", "invalid_image"),
+        Case("jpeg_as_text_plain", valid_jpeg, "text/plain", 415, "not accepted", "unsupported_media_type"),
+        Case("gif_as_image_gif", palette_gif(), "image/gif", 415, "not accepted", "unsupported_media_type"),
+        Case("bmp_image", encode(photo(), "BMP"), "application/octet-stream", 415, "BMP",
+             "unsupported_media_type"),
+        Case("body_7mb", valid_jpeg + random_bytes(7 * 1024 * 1024), "image/jpeg", 413, "limit", "payload_too_large"),
+        Case("json_body", json.dumps({"image": "cat.jpg"}).encode(), "application/json", 415, "not accepted",
+             "unsupported_media_type"),
     ]

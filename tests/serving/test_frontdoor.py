@@ -308,3 +308,14 @@ def test_a_read_timeout_setting_within_the_limit_configures_the_client(frontdoor
     frontdoor.runtime_client.cache_clear()
     monkeypatch.setenv("ENDPOINT_READ_TIMEOUT_SECONDS", "2.5")
     assert frontdoor.runtime_client().meta.config.read_timeout == 2.5
+
+
+@pytest.mark.parametrize("value", ["0", "5000", "three", "-1"])
+@pytest.mark.parametrize("query", [None, {"top_k": "2"}], ids=["default", "caller_top_k"])
+def test_a_bad_top_k_setting_is_a_500_that_never_reaches_the_endpoint(frontdoor, runtime, monkeypatch, log_lines,
+                                                                     value, query):
+    monkeypatch.setenv("TOP_K", value)
+    status, body, _ = call(frontdoor, proxy_event(corpus.jpeg(), query=query))
+    assert (status, body["error"]["code"]) == (500, "internal_error")  # not invalid_image: no caller fault
+    assert "Traceback" not in json.dumps(body)
+    assert any("TOP_K must be an integer from 1 to 1000" in line.get("exception", "") for line in log_lines())

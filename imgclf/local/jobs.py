@@ -35,7 +35,8 @@ FAILURE_REASON_MAX = 1024
 STOP_GRACE_SECONDS = 30.0
 #: How the toolkit's failure report starts its lines (after the user's own output).
 _TOOLKIT_REPORT = ("ExitCode", "ErrorMessage", "Command \"", "ExecuteUserScriptError")
-
+#: Secondary status of a job stopped by Ctrl-C or SIGTERM to the engine; --resume reruns it.
+INTERRUPTED = "Interrupted"
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,12 @@ class LocalTrainingJob:
         if code is None:
             try:
                 code = self._follow(metrics, tail, on_metrics)
+            except BaseException:
+                # Ctrl-C or SIGTERM in this thread: the job runs in its own session and would
+                # outlive us. It checkpoints on SIGTERM, so --resume continues where it stopped.
+                self.stop(INTERRUPTED)
+                self.wait_stopped(time.monotonic() + STOP_GRACE_SECONDS + 5)
+                raise
             finally:
                 self.group.discard(self)
         result = JobResult(
@@ -320,15 +327,28 @@ class LocalTrainingJob:
         """Send SIGTERM to the job's process group (the trainer checkpoints and exits), then
         SIGKILL after a grace period. Safe to call from any thread, and before the start."""
         with self._lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is not None:
+                return  # it already ended: its own exit status stands
             if not self._stop_reason:
                 self._stop_reason = reason
-            proc = self._proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
         _signal_group(proc, signal.SIGTERM)
         killer = threading.Timer(STOP_GRACE_SECONDS, _signal_group, args=(proc, signal.SIGKILL))
         killer.daemon = True
         killer.start()
+
+    def wait_stopped(self, deadline: float) -> None:
+        """Wait until `deadline` (time.monotonic) for a stopped job's processes to end, then
+        SIGKILL whatever is left of its process group."""
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
 
     def load_result(self) -> JobResult | None:
         """The result of an earlier run of this job folder, if it finished (for --resume)."""
@@ -366,10 +386,7 @@ class JobGroup:
             job.stop(reason)
         deadline = time.monotonic() + wait_seconds
         for job in running:
-            try:
-                job._proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(job._proc, signal.SIGKILL)
+            job.wait_stopped(deadline)
 
 
 def epoch_line(job_name: str, metrics: dict[str, list[float]], epoch: int, epochs: str) -> str:

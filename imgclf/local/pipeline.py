@@ -6,12 +6,12 @@ gets the best trial's TunedHyperParameters merged over the static ones by the sa
 from __future__ import annotations
 
 import json
-import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from imgclf.errors import UserError
-from imgclf.local.endpoint import HandlerService, model_dir_from
+from imgclf.local.endpoint import HandlerService, apply_container_environment, model_dir_from
 from imgclf.local.gate import gate_failure, rules_with_issues
 from imgclf.local.jobs import JobSpec, LocalTrainingJob, epoch_line
 from imgclf.local.report import write_report
@@ -44,7 +44,8 @@ def job_names(cfg, out: Path, resume: bool) -> dict[str, str]:
     path = out / "run.json"
     if resume and path.exists():
         return json.loads(path.read_text())
-    stamp = out.resolve().name.replace("_", "-")[-15:].strip("-") or "run"
+    # SageMaker job names allow letters, digits and single dashes: a folder like `my run.2` is fine.
+    stamp = re.sub(r"[^a-zA-Z0-9]+", "-", out.resolve().name)[-15:].strip("-") or "run"
     tuning = f"{cfg.name}-{stamp}"[:32].rstrip("-")
     names = {"tuning": tuning, "training": f"{tuning}-final", "model": f"{tuning}-model"}
     path.write_text(json.dumps(names, indent=2) + "\n")
@@ -102,7 +103,7 @@ def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int =
     model_tar = job.pack_model()
     model = model_request(cfg, loc, names["model"], str(model_tar))
     _save(out / "requests" / "model.json", model)
-    _apply_container_environment(model["PrimaryContainer"]["Environment"])
+    apply_container_environment(model["PrimaryContainer"]["Environment"])
     model_dir = model_dir_from(model_tar, out / "endpoint" / "model")
     service = HandlerService(model_dir)
     figures = write_report(*report_args, service=service, test_dir=splits / "test")
@@ -120,14 +121,6 @@ def _epoch_printer(name: str, objective: str, epochs: str, progress):
             progress(epoch_line(name, metrics, count, epochs))
 
     return on_metrics
-
-
-def _apply_container_environment(environment: dict[str, str]) -> None:
-    """The model's container Environment (TOP_K, SAGEMAKER_PROGRAM, ...) as the endpoint sees it;
-    the submit directory is the container's own path, so the model dir's code/ is used instead."""
-    for key, value in environment.items():
-        if key != "SAGEMAKER_SUBMIT_DIRECTORY":
-            os.environ[key] = value
 
 
 def _sample_image(test_dir: Path) -> Path | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import signal
 import time
 from pathlib import Path
 
@@ -21,8 +23,8 @@ from imgclf.errors import UserError
 #: The demo asks for the default 0.8 test accuracy but does not block on the rules: at its scale
 #: (about 80 steps) the loss-trend rules (LossNotDecreasing, PoorWeightInitialization's loss check)
 #: compare single noisy per-batch losses 5-10 steps apart and may fire on a run that learns well.
-#: Their verdicts are in the report; the default config blocks on them. Tensors are saved every 50
-#: steps, since each ResNet-50 gradient save is ~100 MB.
+#: Their verdicts are in the report; the default config blocks on them. Gradients and weights are
+#: saved every 50 steps (the default, 500, would leave this short run only step 0), losses every step.
 DEMO_OVERRIDES = {
     "training": {"image_size": 64, "pretrained": "none", "unfreeze": "all", "optimizer": "adamw", "epochs": 2},
     "tuning": {"max_jobs": 3, "max_parallel_jobs": 2, "lr_min": 0.0003, "lr_max": 0.003, "batch_sizes": [16, 32]},
@@ -49,17 +51,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
+    """The config file (or the defaults), the demo's overrides, then the flags. `--trials N` alone
+    also lowers the parallel jobs to N, since more slots than trials is a config error."""
     from infra.config import ConfigError, load_config, read_config_file
 
     overrides: dict = json.loads(json.dumps(DEMO_OVERRIDES)) if args.demo else {}
-    for section, key, value in (("tuning", "max_jobs", args.trials), ("tuning", "max_parallel_jobs", args.parallel),
+    for section, key, value in (("tuning", "max_parallel_jobs", args.parallel),
                                 ("training", "epochs", args.epochs), ("training", "image_size", args.image_size)):
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     try:
-        cfg = load_config(read_config_file(args.config) if args.config else None, overrides)
-        if args.trials is not None and args.parallel is None and cfg.tuning.max_parallel_jobs > cfg.tuning.max_jobs:
-            cfg = cfg.with_overrides({"tuning": {"max_parallel_jobs": cfg.tuning.max_jobs}})
+        file_config = read_config_file(args.config) if args.config else None
+        if args.trials is not None:
+            tuning = overrides.setdefault("tuning", {})
+            if args.parallel is None:
+                parallel = load_config(file_config, overrides).tuning.max_parallel_jobs
+                tuning["max_parallel_jobs"] = min(parallel, args.trials)
+            tuning["max_jobs"] = args.trials
+        cfg = load_config(file_config, overrides)
     except ConfigError as err:
         raise UserError(str(err)) from None
     return cfg
@@ -77,12 +86,16 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     splits = _dataset(args, out)
     started = time.monotonic()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = pipeline.run_pipeline(cfg, out, splits, resume=args.resume, cpus=os.cpu_count() or 1)
     except KeyboardInterrupt:
+        source = "--demo" if args.demo else f"--data {shlex.quote(str(args.data))}"
         print(f"\ninterrupted: finished trials stay in {out}; continue with "
-              f"`imgclf local run {'--demo' if args.demo else '--data ' + str(args.data)} --out {out} --resume`")
+              f"`imgclf local run {source} --out {shlex.quote(str(out))} --resume`")
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"\npipeline finished in {time.monotonic() - started:.0f} s; report: {out / 'report' / 'summary.md'}")
     if args.no_serve:
         return 0
@@ -90,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
 
     return serve_until_stopped(result.model_dir, cfg, out / "serve", args.port, args.endpoint_port,
                                sample_image=result.sample_image, service=result.service)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM (a `kill`, a CI runner's stop) ends the run like Ctrl-C: jobs are stopped, not orphaned."""
+    raise KeyboardInterrupt
 
 
 def _dataset(args: argparse.Namespace, out: Path) -> Path:

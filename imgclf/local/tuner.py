@@ -24,10 +24,8 @@ from optuna.trial import TrialState
 
 from imgclf.errors import UserError
 from imgclf.local import search_space
-from imgclf.local.jobs import JobGroup, JobResult, JobSpec, LocalTrainingJob, epoch_line
+from imgclf.local.jobs import INTERRUPTED, JobGroup, JobResult, JobSpec, LocalTrainingJob, epoch_line
 
-#: Secondary status of a trial stopped by Ctrl-C; --resume reruns it.
-INTERRUPTED = "Interrupted"
 #: Secondary status of a trial stopped by the early-stopping rule.
 EARLY_STOPPED = "EarlyStopped"
 

@@ -56,15 +56,18 @@ def served_run(demo_splits, tmp_path_factory):
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     url = None
     try:
-        while url is None:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line is None:
-                pytest.fail("imgclf local run ended before serving:\n" + "".join(printed[-40:]))
-            printed.append(line)
-            found = _FRONT_DOOR.search(line)
-            url = found.group(1) if found else None
-        while not any("serving until Ctrl-C" in p for p in printed):
-            printed.append(lines.get(timeout=30))
+        try:
+            while url is None:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                if line is None:
+                    pytest.fail("imgclf local run ended before serving:\n" + "".join(printed[-40:]))
+                printed.append(line)
+                found = _FRONT_DOOR.search(line)
+                url = found.group(1) if found else None
+            while not any("serving until Ctrl-C" in p for p in printed):
+                printed.append(lines.get(timeout=30))
+        except queue.Empty:
+            pytest.fail("imgclf local run printed nothing more for too long; its last lines:\n" + "".join(printed[-40:]))
         yield {"url": url, "out": out, "printed": printed, "proc": proc, "lines": lines, "splits": demo_splits}
     finally:
         if proc.poll() is None:

@@ -3,7 +3,7 @@
 It trains nothing: it prints metric lines whose values are a known function of the hyperparameters
 (valid_loss is smallest at lr = 1e-3), crashes when batch-size is CRASH_BATCH, and prints the
 rule and test lines a test asks for through the env vars STUB_RULES (`Overfit=1,...`) and
-STUB_TEST_ACC, which the job inherits. Tuner,
+STUB_TEST_ACC, which the job inherits; STUB_EPOCH_SECONDS makes each epoch take that long. Tuner,
 job-folder and gate behaviour can so be tested in seconds, with the toolkit's real launch path.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 CRASH_BATCH = "7"
 
 SCRIPT = r'''
-import argparse, math, os, sys
+import argparse, math, os, sys, time
 p = argparse.ArgumentParser()
 p.add_argument("--lr", type=float, required=True)
 p.add_argument("--batch-size", required=True)
@@ -28,6 +28,7 @@ if args.batch_size == "%s":
     print("simulated crash: CUDA out of memory (stub)", flush=True)
     sys.exit(3)
 for epoch in range(1, args.epochs + 1):
+    time.sleep(float(os.environ.get("STUB_EPOCH_SECONDS", "0")))
     valid = (math.log10(args.lr) + 3) ** 2 + 1.0 / epoch
     print(f"epoch={epoch} train_loss={valid + 0.5:.6f} train_acc=0.5 valid_loss={valid:.6f} valid_acc=0.5", flush=True)
 for pair in filter(None, os.environ.get("STUB_RULES", "").split(",")):

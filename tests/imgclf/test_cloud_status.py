@@ -46,7 +46,7 @@ def _clients(status, events, tuning=None, training=None, **execution):
     return sfn, sagemaker
 
 
-def _tuning(name="imgclf-1a2b3c4d", completed=2, running=2, best=0.3100):
+def _tuning(name="imgclf-1a2b3c4d-tune", completed=2, running=2, best=0.3100):
     return {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{name}",
@@ -84,16 +84,16 @@ def _training(name="imgclf-1a2b3c4d-final", status="Completed", overfit=0.0):
 
 
 def test_a_running_tuning_job_shows_its_progress_and_best_objective_so_far():
-    events = [_entered(2, "Tune"), _scheduled(3, "createHyperParameterTuningJob.sync", {"HyperParameterTuningJobName": "imgclf-1a2b3c4d"})]
+    events = [_entered(2, "Tune"), _scheduled(3, "createHyperParameterTuningJob.sync", {"HyperParameterTuningJobName": "imgclf-1a2b3c4d-tune"})]
     status = describe(*_clients("RUNNING", events, tuning=_tuning()), EXECUTION, OUTPUTS)
     assert status.lines[0] == f"execution {EXECUTION}: RUNNING (in Tune)"
     assert "2 completed, 2 running, 0 stopped, 1 failed" in status.lines[1]
-    assert "best valid_loss 0.3100 (imgclf-1a2b3c4d-003-abcd1234: lr=0.0012 batch-size=64)" in status.lines[1]
+    assert "best valid_loss 0.3100 (imgclf-1a2b3c4d-tune-003-abcd1234: lr=0.0012 batch-size=64)" in status.lines[1]
 
 
 def test_a_gate_failure_shows_the_rule_verdicts_and_the_fail_cause():
     events = [
-        _scheduled(3, "createHyperParameterTuningJob.sync", {"HyperParameterTuningJobName": "imgclf-1a2b3c4d"}),
+        _scheduled(3, "createHyperParameterTuningJob.sync", {"HyperParameterTuningJobName": "imgclf-1a2b3c4d-tune"}),
         _scheduled(9, "createTrainingJob.sync", {"TrainingJobName": "imgclf-1a2b3c4d-final"}),
         _entered(12, "RuleFailed_Overfit", "FailStateEntered"),
         _event(13, "ExecutionFailed", executionFailedEventDetails={"error": "GateFailed", "cause": "rule Overfit found issues"}),

@@ -12,7 +12,8 @@ export CDK_DISABLE_VERSION_CHECK := 1
 
 setup: $(VENV)/.stamp node_modules/.stamp
 
-# torch is installed on its own first, pinned, so that nothing resolves a multi-GB CUDA build.
+# torch is installed on its own first, pinned to the release whose wheels pip finds on this kind of
+# machine, so that no other requirement resolves a different (downloaded, multi-GB) torch build.
 $(VENV)/.stamp: requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1

@@ -1,7 +1,8 @@
 """`imgclf`: the operator CLI.
 
 Each command lives in its own module with `add_arguments(parser)` and `run(args) -> int`; this
-file only wires them, importing a module when its command runs so that `--help` stays fast.
+file only wires them. Only the chosen command's module is imported (its arguments are added to
+its own sub-parser alone), so `--help` and each command stay fast and independent of the others.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for `argv`: every command listed, only the one `argv` names given its arguments."""
     parser = argparse.ArgumentParser(prog="imgclf", description=__doc__.splitlines()[0])
     groups: dict[str, argparse._SubParsersAction] = {}
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -36,12 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[words[0]] = group.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
             sub = groups[words[0]].add_parser(words[1], help=help_text, description=help_text)
         sub.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(sub)
+        if tuple(argv[: len(words)]) == words:
+            importlib.import_module(module).add_arguments(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except UserError as err:

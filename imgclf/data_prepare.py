@@ -2,8 +2,9 @@
 
 The input is either one folder per class (split here, stratified and seeded) or an already split
 `train/ valid/ test/` layout (kept as it is, after checking that every split has the same classes).
-Every file is opened with PIL before it is kept, so a broken file is reported here rather than
-failing a paid training job; files are hard-linked into the output when possible, else copied.
+Every file is decoded with the trainer's own check (training/image_files.py) before it is kept,
+so a broken file is reported here rather than in a paid training job; files are hard-linked into
+the output when possible, else copied.
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgclf.errors import UserError
+from imgclf.s3_upload import parse_s3_uri, upload_folder
+from training.image_files import is_image_name, unreadable_reason, visible_files
 
 SPLITS = ("train", "valid", "test")
-#: What torchvision's ImageFolder (the trainer's reader) accepts; other files would be ignored there.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 #: Fewer images than this in a class: warn, the class will barely be learned or measured.
 TINY_CLASS = 20
 #: Largest class over smallest class above this: warn about imbalance.
@@ -39,16 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    prepared = prepare(
-        args.src, args.out, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, seed=args.seed
-    )
+    if args.upload:
+        parse_s3_uri(args.upload)  # a bad target fails now, not after the splits are written
+    try:
+        prepared = prepare(
+            args.src, args.out, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, seed=args.seed
+        )
+    except OSError as err:  # a folder that cannot be read or written, a full disk: the system's reason
+        where = f" ({err.filename})" if err.filename else ""
+        raise UserError(f"cannot prepare {args.out} from {args.src}: {err.strerror or err}{where}") from None
     print(prepared.summary_table())
     for warning in prepared.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {args.out}")
     if args.upload:
-        from imgclf.s3_upload import upload_folder
-
         upload_folder(args.out, args.upload)
         print(f"channels: {args.upload.rstrip('/')}/{{{','.join(SPLITS)}}}/")
     return 0
@@ -189,24 +194,15 @@ def _scan_split_layout(src: Path, skipped: dict[str, list[str]]):
 
 def _readable_images(folder: Path, src: Path, skipped: dict[str, list[str]]) -> list[Path]:
     """Sorted image files under `folder` that PIL decodes; the rest are recorded in `skipped`."""
-    from PIL import Image
-
     images = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in visible_files(folder):
         relative = path.relative_to(src).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        if not is_image_name(path):
             skipped.setdefault("not_image", []).append(relative)
-            continue
-        try:
-            with Image.open(path) as image:
-                image.draft("RGB", (64, 64))  # a JPEG decodes at 1/8 scale: fast, still reads every byte
-                image.load()
-        except Exception:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError, ...)
+        elif unreadable_reason(path) is not None:
             skipped.setdefault("unreadable", []).append(relative)
-            continue
-        images.append(path)
+        else:
+            images.append(path)
     return images
 
 

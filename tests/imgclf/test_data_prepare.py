@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from imgclf import data_prepare
+from imgclf.cli import main
 from imgclf.data_prepare import prepare
 from imgclf.errors import UserError
 
@@ -189,6 +190,25 @@ def test_the_command_prints_warnings_to_stderr(tmp_path, capsys):
     _run([src, "--out", tmp_path / "out"])
 
     assert "warning: 2 class(es) have fewer than 20 images" in capsys.readouterr().err
+
+
+def test_a_malformed_upload_target_is_refused_before_anything_is_written(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", {"ant": 10, "bee": 10})
+
+    assert main(["data", "prepare", str(src), "--out", str(tmp_path / "out"), "--upload", "my-bucket/pets"]) == 2
+
+    assert capsys.readouterr().err == "imgclf: error: upload target must look like s3://bucket/prefix, got 'my-bucket/pets'\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_clear_error_line(tmp_path, capsys):
+    src = _dataset(tmp_path / "src", {"ant": 10, "bee": 10})
+    (tmp_path / "a-file").write_text("not a folder")
+    out = tmp_path / "a-file" / "out"
+
+    assert main(["data", "prepare", str(src), "--out", str(out)]) == 2
+
+    assert capsys.readouterr().err == f"imgclf: error: cannot prepare {out} from {src}: Not a directory ({out})\n"
 
 
 def test_a_missing_folder_is_refused(tmp_path):

@@ -242,7 +242,8 @@ def _managed_debugger(cfg: Config, loc: JobLocations) -> dict:
     return {
         "DebugHookConfig": {
             "S3OutputPath": debug_output_uri(loc),
-            "CollectionConfigurations": debugger_collections.collection_configurations(cfg.debugger.save_interval),
+            "CollectionConfigurations": debugger_collections.collection_configurations(
+                cfg.debugger.save_interval, cfg.debugger.rule_parameters, managed=True),
         },
         "DebugRuleConfigurations": _rule_configurations(cfg, image),
         "ProfilerConfig": {

@@ -7,19 +7,24 @@ files are skipped, counted and warned about, so that one bad file does not end a
 """
 from __future__ import annotations
 
+import atexit
+import hashlib
+import multiprocessing
+import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
+from torchvision.datasets.folder import default_loader
 
 from serving.preprocess import normalize
 from training.errors import TrainerError
+from training.image_files import IMAGE_EXTENSIONS, is_image_name, unreadable_reason, visible_files
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,12 @@ class Split:
     root: Path
     classes: list[str]
     samples: list[tuple[Path, int]]
-    unreadable: list[Path]
+    unreadable: dict[Path, str]  # path -> why PIL cannot decode it
 
 
 class ImageSplit(Dataset):
-    """A checked split as a dataset of (tensor, class index) pairs."""
+    """A checked split as a dataset of (tensor, class index) pairs. Indexed by a sample index, or
+    by (index, seed) from EpochSampler: the transform then draws its random numbers from `seed`."""
 
     def __init__(self, split: Split, transform) -> None:
         self.split = split
@@ -43,9 +49,43 @@ class ImageSplit(Dataset):
     def __len__(self) -> int:
         return len(self.split.samples)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, item: int | tuple[int, int]):
+        index, seed = item if isinstance(item, tuple) else (item, None)
         path, target = self.split.samples[index]
-        return self.transform(default_loader(str(path))), target
+        image = default_loader(str(path))
+        if seed is None:
+            return self.transform(image), target
+        with torch.random.fork_rng(devices=[]):  # torchvision's transforms use the global RNG
+            torch.manual_seed(seed)
+            return self.transform(image), target
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """The train order and every image's augmentation seed, a pure function of (seed, epoch).
+
+    A DataLoader's own shuffle and its workers' seeds come from the global RNG, drawn again for
+    each new iterator, and persistent workers carry their RNG from epoch to epoch: a resumed
+    process would see other batches than an uninterrupted one. Here a generator seeded from
+    (seed, epoch) draws the permutation and one seed per image, so neither a restart nor the
+    number of workers changes what an epoch trains on, and a resumed epoch can start mid-way."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed = size, seed
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Yield epoch `epoch`'s order from position `start` (the first sample not yet trained on)."""
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        return max(self.size - self.start, 0)
+
+    def __iter__(self):
+        digest = hashlib.blake2b(f"{self.seed}/{self.epoch}".encode(), digest_size=8).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest, "little"))
+        order = torch.randperm(self.size, generator=generator).tolist()
+        seeds = torch.randint(2**62, (self.size,), generator=generator).tolist()
+        return iter(list(zip(order, seeds))[self.start:])
 
 
 def train_transform(image_size: int) -> transforms.Compose:
@@ -60,16 +100,6 @@ def train_transform(image_size: int) -> transforms.Compose:
     )
 
 
-def _is_readable(path: Path) -> bool:
-    """Cheap check (header and structure, no full decode) that PIL can open the file."""
-    try:
-        with Image.open(path) as image:
-            image.verify()
-        return True
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
-        return False
-
-
 def scan_split(name: str, root: str | Path | None) -> Split:
     """Classes and readable images of one channel; raises TrainerError for what cannot train."""
     if root is None:
@@ -81,20 +111,20 @@ def scan_split(name: str, root: str | Path | None) -> Split:
     if not class_dirs:
         raise TrainerError(f"{name} channel {root} is empty: expected one sub-folder of images per class")
     samples: list[tuple[Path, int]] = []
-    unreadable: list[Path] = []
-    for index, class_dir in enumerate(class_dirs):
-        files = sorted(
-            p for p in class_dir.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS and not p.name.startswith(".")
-        )
-        readable = [p for p in files if _is_readable(p)]
-        unreadable += sorted(set(files) - set(readable))
-        if not readable:
-            what = "no readable images" if files else f"no images ({', '.join(IMG_EXTENSIONS)})"
-            raise TrainerError(f"{name} channel: class folder {class_dir} has {what}")
-        samples += [(p, index) for p in readable]
+    unreadable: dict[Path, str] = {}
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # PIL decodes outside the GIL
+        for index, class_dir in enumerate(class_dirs):
+            files = [p for p in visible_files(class_dir) if is_image_name(p)]
+            reasons = dict(zip(files, pool.map(unreadable_reason, files)))
+            unreadable |= {p: why for p, why in reasons.items() if why is not None}
+            readable = [p for p, why in reasons.items() if why is None]
+            if not readable:
+                what = "no readable images" if files else f"no images ({', '.join(IMAGE_EXTENSIONS)})"
+                raise TrainerError(f"{name} channel: class folder {class_dir} has {what}")
+            samples += [(p, index) for p in readable]
     if unreadable:
-        shown = ", ".join(str(p) for p in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+        shown = ", ".join(f"{p} ({why})" for p, why in list(unreadable.items())[:3])
+        shown += " ..." if len(unreadable) > 3 else ""
         print(f"warning: {name} channel: skipped {len(unreadable)} unreadable image file(s): {shown}",
               file=sys.stderr, flush=True)
     return Split(name, root, [p.name for p in class_dirs], samples, unreadable)
@@ -118,14 +148,29 @@ def _ignore_sigterm(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _kill_workers_at_exit() -> None:
+    """multiprocessing's own exit handler stops daemon children with SIGTERM and then joins them,
+    so a worker that ignores SIGTERM and is still alive at exit (its loader kept alive by a
+    reference cycle or a module global) would hang the job forever after its last line. Workers
+    hold nothing to save: kill them first (atexit runs this before multiprocessing's handler),
+    after taking back SIGCHLD from torch, whose handler reports a killed worker as an error."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for worker in multiprocessing.active_children():
+        worker.kill()
+
+
 def make_loader(split: Split, transform, batch_size: int, num_workers: int, train: bool,
-                device: torch.device) -> DataLoader:
-    """Train loaders shuffle and drop a ragged last batch (BatchNorm cannot train on one image)."""
+                device: torch.device, seed: int = 0) -> DataLoader:
+    """Train loaders shuffle with an EpochSampler (call its set_epoch before each epoch) and drop
+    a ragged last batch (BatchNorm cannot train on one image)."""
     dataset = ImageSplit(split, transform)
+    if num_workers > 0:
+        atexit.unregister(_kill_workers_at_exit)  # registered once, and after multiprocessing's
+        atexit.register(_kill_workers_at_exit)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=train,
+        sampler=EpochSampler(len(dataset), seed) if train else None,
         drop_last=train and len(dataset) >= batch_size,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",

@@ -1,7 +1,7 @@
 """The smdebug hook: SageMaker's when the job carries a DebugHookConfig, else our own.
 
 smdebug 1.0.34 works on torch 2.x for what we use (module/loss hooks, parameter gradient hooks,
-the trial reader). Two compatibility points are handled here, at the narrowest place:
+the trial reader). The compatibility points are handled here, at the narrowest place:
 - `create_from_json_file()` raises FileNotFoundError when no debughookconfig.json exists (any run
   outside a configured SageMaker job), so we check for the file first and build the hook ourselves.
 - smdebug has no way to unregister its module hooks, so a model evaluated after `close()` (the
@@ -11,20 +11,29 @@ the trial reader). Two compatibility points are handled here, at the narrowest p
   `inplace=True`, so by then the "input" has been overwritten with the output (no negatives): the
   relu_input collection would hold ReLU outputs. `attach` turns in-place off on every nn.ReLU
   (same numbers, one extra activation buffer per ReLU call).
+- A resumed job writes on into the trial of the interrupted one, so that the rules judge the whole
+  run. smdebug refuses a trial dir that holds its end-of-training file, writes nothing when
+  another process's claim file is there (the interrupted process left it), and numbers steps
+  from 0 again: `create_hook(resume=True)` removes those two files and continues the step
+  counters from the trial's last saved step.
 """
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+from smdebug.core.modes import ModeKeys
 from torch import nn
 
-from training.debugger_collections import COLLECTIONS, collection_save_interval
+from training.debugger_collections import collection_configurations
 
 #: Where SageMaker writes the hook config when the job has a DebugHookConfig (smdebug's default).
 SAGEMAKER_HOOK_CONFIG = Path("/opt/ml/input/config/debughookconfig.json")
 #: smdebug's override of that path.
 HOOK_CONFIG_ENV = "SMDEBUG_CONFIG_FILE_PATH"
+#: Where a trial keeps its collections file (smdebug's layout).
+COLLECTIONS_DIR = "collections"
 
 
 def hook_config_path() -> Path | None:
@@ -33,28 +42,59 @@ def hook_config_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def create_hook(out_dir: Path, save_interval: int):
+def create_hook(out_dir: Path, save_interval: int, rule_params: dict | None = None, resume: bool = False):
     """A PyTorch smdebug hook. From the managed JSON config when present (it names its own out
-    dir); otherwise saving `COLLECTIONS` to `out_dir` every `save_interval` steps."""
+    dir); otherwise ours, saving `collection_configurations()` to `out_dir`: a fresh trial, or
+    with `resume` the interrupted run's trial continued."""
     import smdebug.pytorch as smd
+    from smdebug.core.json_config import add_collections_to_manager
 
     config = hook_config_path()
     if config is not None:
         return smd.Hook.create_from_json_file(str(config))
-    hook = smd.Hook(
-        out_dir=str(out_dir),
-        save_config=smd.SaveConfig(save_interval=save_interval),
-        include_collections=list(COLLECTIONS),
-        export_tensorboard=False,
-    )
-    for name, params in COLLECTIONS.items():
-        collection = hook.get_collection(name)
-        if "include_regex" in params:
-            collection.include(params["include_regex"])
-        collection.save_config = smd.SaveConfig(
-            save_interval=collection_save_interval(name, save_interval)
-        )
+    out_dir = Path(out_dir)
+    last_steps = _reopen_trial(out_dir) if resume else None
+    if last_steps is None and out_dir.exists():  # a fresh start, or nothing readable to continue
+        shutil.rmtree(out_dir)
+    configurations = collection_configurations(save_interval, rule_params)
+    hook = smd.Hook(out_dir=str(out_dir), include_collections=[c["CollectionName"] for c in configurations],
+                    export_tensorboard=False)
+    # smdebug's own parser of a managed config's collections (regexes, save windows, reductions),
+    # so both modes read the same configuration alike
+    add_collections_to_manager(hook.collection_manager, {"CollectionConfigurations": configurations},
+                               {"save_config_modes": None})
+    if last_steps:
+        hook.step = last_steps[ModeKeys.GLOBAL]
+        hook.mode_steps = dict(last_steps)
     return hook
+
+
+def _reopen_trial(out_dir: Path) -> dict | None:
+    """Make an interrupted run's trial writable again; {mode: last saved step} (GLOBAL included),
+    None when it saved nothing readable (no collections file: smdebug's reader would wait for one
+    forever). Losses are saved every step, so the last saved step is the last step the
+    interrupted run took."""
+    from smdebug.core.access_layer.utils import END_OF_JOB_FILENAME
+    from smdebug.core.config_constants import CLAIM_FILENAME
+    from smdebug.trials import create_trial
+
+    if not (out_dir / COLLECTIONS_DIR).is_dir():
+        return None
+    for name in (END_OF_JOB_FILENAME, CLAIM_FILENAME):
+        (out_dir / name).unlink(missing_ok=True)
+    trial = create_trial(str(out_dir))
+    last = {mode: trial.steps(mode=mode)[-1] for mode in (ModeKeys.GLOBAL, ModeKeys.TRAIN, ModeKeys.EVAL)
+            if trial.steps(mode=mode)}
+    return last or None
+
+
+def flush(hook) -> None:
+    """Write the finished step's files now (smdebug does it when the next step starts), and the
+    collections file after the first step (smdebug writes it at close, and a trial without it
+    cannot be read), so that a job stopped or killed after a step keeps that step in the trial."""
+    hook._close_writers()
+    if not (Path(hook.out_dir) / COLLECTIONS_DIR).is_dir():
+        hook.export_collections()
 
 
 def register(hook, model: nn.Module, loss_fn: nn.Module) -> None:

@@ -15,15 +15,15 @@ from typing import Any
 #: The rules' documentation page (each rule's section is `#<anchor>` below).
 RULES_DOC_URL = "https://docs.aws.amazon.com/sagemaker/latest/dg/debugger-built-in-rules.html"
 
-#: Steps between saved gradients, weights and relu inputs when the config says nothing.
-DEFAULT_SAVE_INTERVAL = 10
+#: Steps between saved gradients and weights when the config says nothing: AWS's own default for
+#: these collections (smdebug_rulesconfig's collections.json). A ResNet-50 save is ~100 MB (58 MB
+#: for layer4 + fc), so a denser interval fills the job's volume; every rule gets what it needs
+#: from step 0 (always saved) and the interval.
+DEFAULT_SAVE_INTERVAL = 500
 #: Losses are scalars and cheap: save every step in TRAIN and EVAL, so that a short EVAL pass never
 #: falls between two save points and the loss rules (Overfit, Overtraining, LossNotDecreasing)
 #: always have both curves.
 LOSS_SAVE_INTERVAL = 1
-#: Weights: no rule here reads them, and a ResNet-50 save is ~100 MB, so they are kept for the
-#: user's own analysis at smdebug's default interval rather than every `save_interval` steps.
-WEIGHTS_SAVE_INTERVAL = 500
 
 #: Loss tensor names: the hook names a registered `nn.CrossEntropyLoss` module's output
 #: `CrossEntropyLoss_output_0` (the seed project's collection regex).
@@ -31,14 +31,9 @@ LOSS_REGEX = r".*CrossEntropyLoss_output.*"
 #: ReLU inputs: smdebug names a module's inputs `<module path>_input_<i>`, so torchvision's
 #: `layer1.0.relu` gives `layer1.0.relu_input_0`. AWS's PoorWeightInitialization default regex.
 RELU_INPUT_REGEX = r".*relu_input"
-
-#: Collection name -> extra CollectionParameters (besides save_interval) for the hook.
-COLLECTIONS: dict[str, dict[str, str]] = {
-    "losses": {"include_regex": LOSS_REGEX},
-    "gradients": {},
-    "weights": {},
-    "relu_input": {"include_regex": RELU_INPUT_REGEX},
-}
+#: What portable mode saves of each ReLU input instead of the tensor: smdebug's reduction name
+#: (torch's `Tensor.var`), the one statistic PoorWeightInitialization reads.
+RELU_INPUT_REDUCTION = "variance"
 
 #: Documented defaults of the built-in rules, by rule; names are AWS's parameter names.
 #: `None` means "not set" (AWS's default None): it is left out of managed RuleParameters.
@@ -72,33 +67,32 @@ RULE_DOC_ANCHORS = {
     "LossNotDecreasing": "loss-not-decreasing",
 }
 
-#: Collections each rule reads (managed mode must save them for the rule job).
-RULE_COLLECTIONS = {
-    "VanishingGradient": ("gradients",),
-    "Overfit": ("losses",),
-    "Overtraining": ("losses",),
-    "PoorWeightInitialization": ("relu_input", "gradients", "losses"),
-    "LossNotDecreasing": ("losses",),
-}
 
+def collection_configurations(save_interval: int = DEFAULT_SAVE_INTERVAL,
+                              rule_params: dict[str, dict[str, Any]] | None = None, *,
+                              managed: bool = False) -> list[dict[str, Any]]:
+    """`DebugHookConfig.CollectionConfigurations` (`managed`), or the portable hook's (string
+    values, as the API and smdebug's JSON config expect; `train.`/`eval.` keys are per mode).
 
-def collection_save_interval(name: str, save_interval: int) -> int:
-    return {"losses": LOSS_SAVE_INTERVAL, "weights": WEIGHTS_SAVE_INTERVAL}.get(name, save_interval)
-
-
-def collection_configurations(save_interval: int = DEFAULT_SAVE_INTERVAL) -> list[dict[str, Any]]:
-    """`DebugHookConfig.CollectionConfigurations` (string values, as the API and smdebug's JSON
-    config expect)."""
-    return [
-        {
-            "CollectionName": name,
-            "CollectionParameters": {
-                **params,
-                "save_interval": str(collection_save_interval(name, save_interval)),
-            },
-        }
-        for name, params in COLLECTIONS.items()
-    ]
+    ReLU inputs grow with batch and image size (~37 MiB per 224 px image for ResNet-50), and only
+    PoorWeightInitialization reads them, in its first `steps` TRAIN steps: they are saved there
+    and nowhere else. Portable mode saves only their variance (an smdebug reduction, a few bytes
+    per ReLU and step), all our rule reads. Managed mode saves them raw: AWS's rule container is
+    not published and may read the raw tensors. Weights are not saved in EVAL, where they cannot
+    have changed."""
+    window = rule_parameters("PoorWeightInitialization",
+                             (rule_params or {}).get("PoorWeightInitialization"))["steps"]
+    relu_input = {"include_regex": RELU_INPUT_REGEX, "save_interval": "1", "end_step": "0",
+                  "train.end_step": str(window)}
+    if not managed:
+        relu_input["reductions"] = RELU_INPUT_REDUCTION
+    collections = {
+        "losses": {"include_regex": LOSS_REGEX, "save_interval": str(LOSS_SAVE_INTERVAL)},
+        "gradients": {"save_interval": str(save_interval)},
+        "weights": {"save_interval": str(save_interval), "eval.end_step": "0"},
+        "relu_input": relu_input,
+    }
+    return [{"CollectionName": name, "CollectionParameters": params} for name, params in collections.items()]
 
 
 def rule_parameters(rule: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

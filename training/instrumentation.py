@@ -3,8 +3,10 @@ the rules or the profiler do.
 
 Modes (config `debugger.mode`):
 - portable: our smdebug hook (or SageMaker's, when the job has a debughookconfig.json) saves
-  tensors to `<output_dir>/tensors`; after training the five rules run in-process, their
-  verdicts go to `debugger-report.json` and to `rule_<Name>=0|1` metric lines.
+  tensors to `trial_dir`; after training the five rules run in-process, their verdicts go to
+  `debugger-report.json` and to `rule_<Name>=0|1` metric lines. The trainer keeps the trial in its
+  checkpoint dir (`TRIAL_DIR`), the one folder a spot restart restores, and a resumed run writes
+  on into it: the rules judge the whole run, not the part after the last restart.
 - managed: the same hook, but SageMaker's rule jobs judge the trial; no rule lines are printed.
 - off: nothing is recorded.
 Both recording modes profile a window of training steps with torch.profiler and write a
@@ -13,23 +15,26 @@ one-page report (`training-report.md`).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Literal
 
 from torch import nn
 
+from training.debugger_collections import DEFAULT_SAVE_INTERVAL
 from training.metrics import format_metric_line, rule_metric_name
 
 MODES = ("portable", "managed", "off")
-TENSORS_DIR = "tensors"
+#: The trial's folder inside the checkpoint dir.
+TRIAL_DIR = "debug-tensors"
 DEBUGGER_REPORT = "debugger-report.json"
 
 
 class Instrumentation:
-    def __init__(self, mode: str, output_dir: Path, save_interval: int = 10, profile_steps: int = 10,
+    def __init__(self, mode: str, output_dir: Path, *, trial_dir: Path,
+                 save_interval: int = DEFAULT_SAVE_INTERVAL, profile_steps: int = 10,
                  rule_params: dict | None = None) -> None:
-        """Raises ValueError on a bad mode, interval or rule parameter, before any training."""
+        """Reports go to `output_dir`, our hook's tensors to `trial_dir`. Raises ValueError on a bad
+        mode, interval or rule parameter, before any training."""
         if mode not in MODES:
             raise ValueError(f"debugger mode must be one of {MODES}, got {mode!r}")
         if save_interval < 1:
@@ -38,6 +43,7 @@ class Instrumentation:
             raise ValueError(f"profile steps must be >= 0, got {profile_steps}")
         self.mode = mode
         self.output_dir = Path(output_dir)
+        self.own_trial_dir = Path(trial_dir)
         self.save_interval = save_interval
         self.profile_steps = profile_steps
         self.rule_params = rule_params or {}
@@ -48,22 +54,20 @@ class Instrumentation:
         self.hook = None
         self.profiler = None
         self._attached: tuple[nn.Module, nn.Module] | None = None
-        #: Where the hook writes tensors (None until attached, or when off).
+        #: Where the hook writes tensors: `own_trial_dir`, or a managed config's (None until attached,
+        #: or when off).
         self.trial_dir: Path | None = None
 
-    def attach(self, model: nn.Module, loss_fn: nn.Module) -> None:
+    def attach(self, model: nn.Module, loss_fn: nn.Module, resume: bool = False) -> None:
         """Register the model and the nn.CrossEntropyLoss module with the smdebug hook, and start
-        the profiler."""
+        the profiler. `resume` (the run continues from a checkpoint) keeps the trial and continues
+        its steps; otherwise an old trial in `trial_dir` is deleted."""
         if self.mode == "off":
             return
         from training import debug_hook
         from training.profiling import StepProfiler
 
-        own_dir = self.output_dir / TENSORS_DIR
-        if debug_hook.hook_config_path() is None and own_dir.exists():
-            # smdebug refuses an out dir holding a finished trial; it is this run's to reuse.
-            shutil.rmtree(own_dir)
-        self.hook = debug_hook.create_hook(own_dir, self.save_interval)
+        self.hook = debug_hook.create_hook(self.own_trial_dir, self.save_interval, self.rule_params, resume)
         debug_hook.register(self.hook, model, loss_fn)
         self._attached = (model, loss_fn)
         self.trial_dir = Path(self.hook.out_dir)
@@ -79,7 +83,12 @@ class Instrumentation:
             self.hook.set_mode(smd.modes.TRAIN if phase == "train" else smd.modes.EVAL)
 
     def record_step(self, data_seconds: float, compute_seconds: float) -> None:
-        """Called after every training step: profiler step and timing bookkeeping."""
+        """Called after every training step: the step's tensors to disk, profiler step and timing
+        bookkeeping."""
+        if self.hook is not None:
+            from training.debug_hook import flush
+
+            flush(self.hook)
         if self.profiler is not None:
             self.profiler.step(data_seconds, compute_seconds)
 

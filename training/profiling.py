@@ -2,15 +2,18 @@
 
 SageMaker Debugger's framework profiling is deprecated from PyTorch 2.0 and does not work on
 torch 2.x, so the portable profile is torch.profiler's: a TensorBoard trace of a few steps and a
-plain summary (top operators, data wait vs compute, peak memory) that needs no viewer.
+plain summary (top operators, data wait vs compute, peak memory, CPU/GPU utilisation) that needs
+no viewer.
 """
 from __future__ import annotations
 
 import json
 import resource
 import statistics
+import time
 from pathlib import Path
 
+import psutil
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
@@ -21,6 +24,47 @@ TOP_OPS = 15
 SUMMARY_JSON = "profiler-summary.json"
 SUMMARY_MD = "profiler-summary.md"
 TRACE_DIR = Path("profiler") / "tensorboard"
+#: Least time between utilisation samples: CPU times tick every 10 ms, so one short step alone
+#: would read as 0% or far over 100%; over a second the error is about 1%.
+SAMPLE_SECONDS = 1.0
+
+
+class UtilisationSampler:
+    """CPU use of the trainer process (0-100 x cores; DataLoader workers are other processes) and
+    of the whole machine (0-100), and with a GPU its utilisation (0-100, needs pynvml) and
+    allocated memory, each averaged since the previous sample."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._cuda = torch.cuda.is_available()
+        self._gpu_utilisation = self._cuda
+        self.samples: list[dict] = []
+        self._last = time.monotonic()
+        self._process.cpu_percent(None)  # both counters measure from their previous call
+        psutil.cpu_percent(None)
+
+    def sample(self, step: int, force: bool = False) -> None:
+        """Record a sample after training step `step` when SAMPLE_SECONDS have passed (or `force`)."""
+        now = time.monotonic()
+        if now - self._last < SAMPLE_SECONDS and not force:
+            return
+        self._last = now
+        row = {"step": step, "process_cpu_pct": self._process.cpu_percent(None),
+               "system_cpu_pct": psutil.cpu_percent(None)}
+        if self._cuda:
+            row["gpu_memory_mib"] = torch.cuda.memory_allocated() / 2**20
+        if self._gpu_utilisation:
+            try:
+                row["gpu_pct"] = float(torch.cuda.utilization())
+            except Exception:  # no pynvml or no NVML driver: memory only, and stop asking
+                self._gpu_utilisation = False
+        self.samples.append(row)
+
+    def summary(self) -> dict:
+        keys = ("process_cpu_pct", "system_cpu_pct", "gpu_pct", "gpu_memory_mib")
+        means = {k: statistics.fmean(r[k] for r in self.samples) for k in keys
+                 if self.samples and k in self.samples[0]}
+        return {"cpu_count": psutil.cpu_count(), "mean": means, "samples": self.samples}
 
 
 class StepProfiler:
@@ -33,6 +77,7 @@ class StepProfiler:
         self.output_dir = Path(output_dir)
         self.window = {"wait": wait, "warmup": warmup, "active": active_steps}
         self.timings: list[tuple[float, float]] = []
+        self.utilisation = UtilisationSampler()
         self._cuda = torch.cuda.is_available()
         self._prof = None
         if active_steps:
@@ -46,6 +91,7 @@ class StepProfiler:
 
     def step(self, data_seconds: float, compute_seconds: float) -> None:
         self.timings.append((float(data_seconds), float(compute_seconds)))
+        self.utilisation.sample(len(self.timings))
         if self._prof is not None:
             self._prof.step()
 
@@ -55,6 +101,8 @@ class StepProfiler:
         if self._prof is not None:
             self._prof.stop()
             ops = self._top_ops() if self.profiled_steps else []
+        if self.timings and not self.utilisation.samples:
+            self.utilisation.sample(len(self.timings), force=True)  # a run shorter than one sample
         summary = {
             "steps": len(self.timings),
             "window": self.window,
@@ -62,6 +110,7 @@ class StepProfiler:
             "trace_dir": str(TRACE_DIR) if self.profiled_steps else None,
             **timing_summary(self.timings),
             "peak_memory": self._peak_memory(),
+            "utilisation": self.utilisation.summary(),
             "top_ops": ops,
         }
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -130,11 +179,26 @@ def summary_markdown(summary: dict) -> str:
         f"compute: {summary['compute_pct']:.1f}% ({summary['compute_seconds']:.3f} s)",
         f"- Step time: mean {summary['step_ms_mean']:.1f} ms, median {summary['step_ms_median']:.1f} ms",
         f"- Peak memory ({mem['kind']}): {mem['bytes'] / 2**20:.1f} MiB",
+        f"- Utilisation: {utilisation_text(summary['utilisation'])}",
     ]
     if summary["trace_dir"]:
         lines.append(f"- TensorBoard trace: `{summary['trace_dir']}` (`tensorboard --logdir` it)")
     lines += ["", ops_table(summary["top_ops"])]
     return "\n".join(lines) + "\n"
+
+
+def utilisation_text(utilisation: dict) -> str:
+    """One line of mean utilisation, for the summary and the report."""
+    mean = utilisation["mean"]
+    if not mean:
+        return "not sampled (no training steps)"
+    parts = [f"trainer process CPU {mean['process_cpu_pct']:.0f}% of {100 * utilisation['cpu_count']}% "
+             f"({utilisation['cpu_count']} cores)", f"machine CPU {mean['system_cpu_pct']:.0f}%"]
+    if "gpu_pct" in mean:
+        parts.append(f"GPU {mean['gpu_pct']:.0f}%")
+    if "gpu_memory_mib" in mean:
+        parts.append(f"GPU memory allocated {mean['gpu_memory_mib']:.0f} MiB")
+    return ", ".join(parts) + f" (means of {len(utilisation['samples'])} samples)"
 
 
 def ops_table(ops: list[dict]) -> str:

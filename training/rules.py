@@ -223,7 +223,8 @@ class PoorWeightInitialization(_PortableRule):
     """Over the first `steps` (10) TRAIN steps, issue when any of the documented checks fails:
     - the ratio between the largest and smallest variance of the activation inputs
       (`activation_inputs_regex`, ".*relu_input") across layers exceeds `threshold` (10.0);
-      all-zero activations count as an infinite ratio;
+      all-zero activations count as an infinite ratio. A variance is the saved smdebug
+      "variance" reduction (torch's, Bessel-corrected) or, in a trial saved raw, numpy's;
     - the spread between the 5th and 95th percentile of the gradients (all gradient tensors of
       the step pooled; our reading) is below `distribution_range` (0.001);
     - the loss stays at or above its first value for `patience` (5) consecutive saved steps.
@@ -247,7 +248,7 @@ class PoorWeightInitialization(_PortableRule):
         if len(names) < 2:
             return False
         self.checks += 1
-        variances = {n: float(self._value(n, step).var()) for n in names}
+        variances = {n: float(self.base_trial.tensor(n).reduction_value(step, "variance")) for n in names}
         low, high = min(variances.values()), max(variances.values())
         ratio = high / low if low > 0 else float("inf")
         if ratio > self.params["threshold"]:

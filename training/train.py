@@ -28,10 +28,10 @@ from torch import nn
 from serving.architecture import ARCHITECTURES
 from serving.preprocess import eval_transform
 from training.checkpoint import StopFlag, load_latest, save_checkpoint
-from training.debugger_collections import rule_parameters
+from training.debugger_collections import DEFAULT_SAVE_INTERVAL, rule_parameters
 from training.data import load_splits, make_loader, train_transform
 from training.errors import TrainerError
-from training.instrumentation import Instrumentation
+from training.instrumentation import TRIAL_DIR, Instrumentation
 from training.metrics import format_epoch_line, format_metric_line
 from training.model import TRAINABLE, build_model, train_mode
 from training.model_dir import write_model_dir
@@ -111,7 +111,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     hp.add_argument("--seed", type=int, default=0)
     dbg = p.add_argument_group("debugging and profiling (training/instrumentation.py)")
     dbg.add_argument("--debugger", choices=("portable", "managed", "off"), default="portable")
-    dbg.add_argument("--save-interval", type=_int_at_least(1), default=10)
+    dbg.add_argument("--save-interval", type=_int_at_least(1), default=DEFAULT_SAVE_INTERVAL)
     dbg.add_argument("--profile-steps", type=_int_at_least(0), default=10)
     dbg.add_argument("--rule-params", type=_json_object, default={},
                      help='JSON overrides of the rules\' defaults, e.g. \'{"Overfit": {"patience": 3}}\'')
@@ -193,19 +193,18 @@ def train_step(model, loss_fn, optimizer, scaler, amp_dtype, images, targets):
 def train_one_epoch(model, loss_fn, optimizer, loader, device, scaler, amp_dtype, unfreeze,
                     instrumentation, stop: StopFlag, epoch: int, resume_at: dict | None = None,
                     print_every: int = 20):
-    """One pass over `loader`; returns (progress, finished): progress holds the steps done and the
-    running loss/accuracy sums, finished is False when a stop was requested (the step in progress
-    is completed first). `resume_at` (a stopped epoch's progress) skips the steps already trained:
-    their batches are still loaded, so shuffle and augmentation draw the same random numbers as
-    in an uninterrupted run, and the rerun ends with the same weights."""
+    """One pass over `loader` (an EpochSampler's); returns (progress, finished): progress holds the
+    steps done and the running loss/accuracy sums, finished is False when a stop was requested
+    (the step in progress is completed first). `resume_at` (a stopped epoch's progress) starts
+    after the steps already trained: the sampler's batches depend only on (seed, epoch), so the
+    rest of the epoch gets the batches an uninterrupted run got, and ends with its weights."""
     train_mode(model, unfreeze)
     instrumentation.set_mode("train")
     progress = dict(resume_at or {"step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0})
+    loader.sampler.set_epoch(epoch, start=progress["step"] * loader.batch_size)
+    steps = progress["step"] + len(loader)
     tick = time.perf_counter()
-    for step, (images, targets) in enumerate(loader, 1):
-        if step <= progress["step"]:
-            tick = time.perf_counter()
-            continue
+    for step, (images, targets) in enumerate(loader, progress["step"] + 1):
         images = images.to(device, non_blocking=True, memory_format=memory_format(device))
         targets = targets.to(device, non_blocking=True)
         started = time.perf_counter()
@@ -217,8 +216,8 @@ def train_one_epoch(model, loss_fn, optimizer, loader, device, scaler, amp_dtype
         progress["loss_sum"] += batch_loss * len(targets)
         progress["correct"] += (outputs.argmax(1) == targets).sum().item()
         progress["seen"] += len(targets)
-        if step % print_every == 0 or step == len(loader):
-            print(f"[train] epoch {epoch} step {step}/{len(loader)} loss {batch_loss:.4f}", flush=True)
+        if step % print_every == 0 or step == steps:
+            print(f"[train] epoch {epoch} step {step}/{steps} loss {batch_loss:.4f}", flush=True)
         if stop.requested:
             return progress, False
         tick = time.perf_counter()
@@ -275,10 +274,13 @@ def _resume(checkpoint_dir: Path, identity: dict, model, optimizer, scheduler, s
     if found is None:
         return 0, [], None
     state, path = found
-    if state.get("identity") != identity:
+    stored = state.get("identity") if isinstance(state, dict) else None
+    if stored != identity:
+        stored = stored if isinstance(stored, dict) else {}
+        differ = sorted(k for k in identity.keys() | stored.keys() if stored.get(k) != identity.get(k))
         raise TrainerError(
-            f"checkpoint {path} belongs to a different run (arch, image size, unfreeze, classes or "
-            f"epochs differ); empty {checkpoint_dir} or pass another --checkpoint-dir")
+            f"checkpoint {path} belongs to a different run ({', '.join(differ)} differ); "
+            f"empty {checkpoint_dir} or pass another --checkpoint-dir")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -299,7 +301,7 @@ def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
     _prepare_output_dirs(args)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp_dtype = amp_dtype_for(args.amp, device)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the starting weights; the data's randomness is EpochSampler's
 
     train_split, valid_split, test_split = load_splits(args.train, args.valid, args.test)
     classes = train_split.classes
@@ -309,7 +311,8 @@ def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
     if test_split is None:
         print("warning: no test channel: test metrics are not reported", file=sys.stderr, flush=True)
     loader_args = dict(batch_size=args.batch_size, num_workers=args.num_workers, device=device)
-    train_loader = make_loader(train_split, train_transform(args.image_size), train=True, **loader_args)
+    train_loader = make_loader(train_split, train_transform(args.image_size), train=True, seed=args.seed,
+                               **loader_args)
     valid_loader = make_loader(valid_split, eval_transform(args.image_size), train=False, **loader_args)
 
     model = build_model(args.arch, len(classes), args.pretrained, args.unfreeze)
@@ -323,11 +326,12 @@ def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
     checkpoint_dir = Path(args.checkpoint_dir)
     epochs_done, history, partial = _resume(checkpoint_dir, identity, model, optimizer, scheduler, scaler)
 
-    instrumentation = Instrumentation(args.debugger, Path(args.output_data_dir), save_interval=args.save_interval,
-                                      profile_steps=args.profile_steps, rule_params=args.rule_params)
-    instrumentation.attach(model, loss_fn)
+    # The trial lives beside the checkpoints, which a spot restart restores, and grows across resumes.
+    instrumentation = Instrumentation(args.debugger, Path(args.output_data_dir), trial_dir=checkpoint_dir / TRIAL_DIR,
+                                      save_interval=args.save_interval, profile_steps=args.profile_steps,
+                                      rule_params=args.rule_params)
+    instrumentation.attach(model, loss_fn, resume=epochs_done > 0 or partial is not None)
     for epoch in range(epochs_done + 1, args.epochs + 1):
-        torch.manual_seed(args.seed + epoch)  # the same shuffle and augmentation after a resume
         started = time.perf_counter()
         progress, finished = train_one_epoch(
             model, loss_fn, optimizer, train_loader, device, scaler, amp_dtype, args.unfreeze,

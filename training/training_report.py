@@ -1,8 +1,8 @@
 """One-page training report: what a user looks at first after a run.
 
 Markdown with PNG plots (matplotlib, Agg backend: no display in a training container): loss
-curves for train and eval, step time with its data-wait/compute split, the rule verdicts and the
-top operators. Built from plain data so that it can be tested without a training run.
+curves for train and eval, step time with its data-wait/compute split, CPU/GPU utilisation, the
+rule verdicts and the top operators. Built from plain data so that it can be tested without a training run.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 REPORT_MD = "training-report.md"
 LOSS_PNG = "report-loss.png"
 STEP_PNG = "report-step-time.png"
+UTILISATION_PNG = "report-utilisation.png"
 
 
 def write_report(output_dir: Path, history: list[dict], rules: list[dict], profile: dict | None,
@@ -32,7 +33,7 @@ def write_report(output_dir: Path, history: list[dict], rules: list[dict], profi
     sections += ["## Epochs", "", _history_table(history), ""]
     sections += ["## Debugger rules", "", _rules_table(rules), ""]
     if profile:
-        from training.profiling import ops_table
+        from training.profiling import ops_table, utilisation_text
 
         _plot_step_times(output_dir / STEP_PNG, profile)
         sections += [
@@ -42,6 +43,11 @@ def write_report(output_dir: Path, history: list[dict], rules: list[dict], profi
             f"peak memory ({profile['peak_memory']['kind']}) "
             f"{profile['peak_memory']['bytes'] / 2**20:.1f} MiB.", "",
             f"![step time]({STEP_PNG})", "",
+            "## Utilisation", "", utilisation_text(profile["utilisation"]) + ".", "",
+        ]
+        if _plot_utilisation(output_dir / UTILISATION_PNG, profile["utilisation"]):
+            sections += [f"![utilisation]({UTILISATION_PNG})", ""]
+        sections += [
             f"## Top operators ({profile['profiled_steps']} profiled steps)", "",
             ops_table(profile["top_ops"]), "",
         ]
@@ -98,6 +104,32 @@ def _plot_step_times(path: Path, profile: dict) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _plot_utilisation(path: Path, utilisation: dict) -> bool:
+    import matplotlib.pyplot as plt
+
+    samples = utilisation["samples"]
+    if not samples:
+        return False
+    steps = [r["step"] for r in samples]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    for key, label in (("process_cpu_pct", f"trainer CPU (100% = 1 of {utilisation['cpu_count']} cores)"),
+                       ("system_cpu_pct", "machine CPU"), ("gpu_pct", "GPU")):
+        if key in samples[0]:
+            ax.plot(steps, [r[key] for r in samples], marker=".", label=label)
+    ax.set(title="Utilisation", xlabel="training step", ylabel="%")
+    ax.legend(loc="upper left")
+    if "gpu_memory_mib" in samples[0]:
+        memory = ax.twinx()
+        memory.plot(steps, [r["gpu_memory_mib"] for r in samples], color="grey", linestyle="--",
+                    label="GPU memory allocated")
+        memory.set(ylabel="MiB")
+        memory.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
 
 
 def _history_table(history: list[dict]) -> str:

@@ -151,6 +151,16 @@ def test_managed_mode_saves_the_portable_hook_collections():
     assert hook["S3OutputPath"] == "s3://imgclf-data/runs/debug"
 
 
+def test_managed_relu_inputs_are_raw_and_follow_an_overridden_poor_weight_initialization_window():
+    cfg = _cfg(debugger={"mode": "managed", "rule_parameters": {"PoorWeightInitialization": {"steps": 3}}})
+    request = training_job_request(cfg, LOC, "j1", TUNED)
+    collections = {c["CollectionName"]: c["CollectionParameters"]
+                   for c in request["DebugHookConfig"]["CollectionConfigurations"]}
+    rule = next(r for r in request["DebugRuleConfigurations"] if r["RuleConfigurationName"] == "PoorWeightInitialization")
+    assert rule["RuleParameters"]["steps"] == collections["relu_input"]["train.end_step"] == "3"
+    assert "reductions" not in collections["relu_input"]
+
+
 def test_managed_mode_runs_the_five_rules_in_the_regions_rule_image():
     request = training_job_request(_cfg(debugger={"mode": "managed"}), LOC, "j1", TUNED)
     rules = request["DebugRuleConfigurations"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from smdebug.core.reductions import REDUCTIONS_PREFIX, reverse_reduction_tensor_name
 from torch import nn
 
 from training.instrumentation import DEBUGGER_REPORT, Instrumentation
@@ -35,6 +36,24 @@ class Run:
 
     def status(self, rule: str) -> str:
         return next(r["status"] for r in self.report["rules"] if r["rule"] == rule)
+
+
+def saved_records(trial_dir: Path) -> list[tuple[str, str | None, int]]:
+    """(tensor name, reduction or None for the raw value, bytes in the event files) of every record
+    the trial's index lists: what the trial really takes on disk, per tensor."""
+    records = []
+    for index in sorted((Path(trial_dir) / "index").rglob("*.json")):
+        for record in json.loads(index.read_text())["tensor_payload"]:
+            name, reduction = record["tensorname"], None
+            if name.startswith(REDUCTIONS_PREFIX):
+                name, reduction, _ = reverse_reduction_tensor_name(name)
+            records.append((name, reduction, record["length"]))
+    return records
+
+
+def relu_input_records(trial_dir: Path) -> list[tuple[str | None, int]]:
+    """(reduction or None for a raw value, bytes on disk) of every saved ReLU-input record."""
+    return [(reduction, length) for name, reduction, length in saved_records(trial_dir) if "relu_input" in name]
 
 
 def load_split(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,8 +91,8 @@ def train(data, out: Path, *, epochs=3, lr=0.05, batch=32, model=None, init=None
         init(model)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    instr = Instrumentation("portable", out, save_interval=save_interval, profile_steps=profile_steps,
-                            rule_params=rule_params)
+    instr = Instrumentation("portable", out, trial_dir=Path(out) / "tensors", save_interval=save_interval,
+                            profile_steps=profile_steps, rule_params=rule_params)
     instr.attach(model, loss_fn)
     history, steps = [], 0
     for epoch in range(1, epochs + 1):

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from training.checkpoint import load_latest, save_checkpoint
-from training.train import cli
+from training.train import _run_identity, cli, parse_args
 
 EPOCHS = 3
 
@@ -75,3 +75,17 @@ def test_a_checkpoint_of_a_different_run_is_refused_with_a_clear_error(small_spl
     assert err.startswith(f"error: checkpoint {checkpoints / 'checkpoint-0001.pth'} belongs to a different run")
     assert err.count("\n") == 1
 
+
+
+def test_a_refused_checkpoint_names_exactly_what_differs_from_this_run(small_splits: Path, tmp_path: Path, capsys):
+    argv = ["--train", str(small_splits / "train"), "--valid", str(small_splits / "valid"),
+            "--test", str(small_splits / "test"), "--model-dir", str(tmp_path / "model"), "--pretrained", "none", "--unfreeze", "all",
+            "--image-size", "32", "--num-workers", "0", "--debugger", "off"]
+    this_run = _run_identity(parse_args(argv), sorted(p.name for p in (small_splits / "train").iterdir()))
+    checkpoints = tmp_path / "checkpoints"
+    path = save_checkpoint(checkpoints, 1, {"identity": {**this_run, "optimizer": "adamw", "image_size": 64},
+                                            "epochs_done": 1})
+    assert cli(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: checkpoint {path} belongs to a different run (image_size, optimizer differ); "
+        f"empty {checkpoints} or pass another --checkpoint-dir\n")

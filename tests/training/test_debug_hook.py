@@ -51,7 +51,7 @@ def test_with_a_sagemaker_config_the_hook_follows_it(tmp_path, monkeypatch):
     config.write_text(json.dumps({
         "LocalPath": str(tmp_path / "managed"),
         "HookParameters": {"save_interval": "3"},
-        "CollectionConfigurations": collection_configurations(3),
+        "CollectionConfigurations": collection_configurations(3, managed=True),
     }))
     monkeypatch.setenv(debug_hook.HOOK_CONFIG_ENV, str(config))
     hook = debug_hook.create_hook(tmp_path / "ignored", save_interval=99)
@@ -61,8 +61,12 @@ def test_with_a_sagemaker_config_the_hook_follows_it(tmp_path, monkeypatch):
     assert trial.tensor_names(collection="relu_input") == ["relu_input_0"]
 
 
-def test_relu_input_holds_the_values_before_the_in_place_relu(tmp_path):
-    trial = _one_step(debug_hook.create_hook(tmp_path / "t", save_interval=1), _model())
+def test_relu_input_holds_the_values_before_the_in_place_relu(tmp_path, monkeypatch):
+    config = tmp_path / "debughookconfig.json"  # a managed config: raw ReLU inputs (portable saves variances)
+    config.write_text(json.dumps({"LocalPath": str(tmp_path / "t"),
+                                  "CollectionConfigurations": collection_configurations(1, managed=True)}))
+    monkeypatch.setenv(debug_hook.HOOK_CONFIG_ENV, str(config))
+    trial = _one_step(debug_hook.create_hook(tmp_path / "ignored", save_interval=1), _model())
     saved = np.asarray(trial.tensor("relu_input_0").value(0))
     assert (saved < 0).any()
 
@@ -73,20 +77,43 @@ def test_a_functional_loss_is_refused_with_a_clear_message(tmp_path):
         debug_hook.register(hook, _model(), nn.functional.cross_entropy)
 
 
-def test_a_second_run_into_the_same_output_dir_starts_a_fresh_trial(tmp_path):
+def _instrumented_step(out, resume: bool) -> None:
+    instr = Instrumentation("portable", out, trial_dir=out / "tensors", save_interval=1, profile_steps=0)
+    model, loss_fn = _model(), nn.CrossEntropyLoss()
+    instr.attach(model, loss_fn, resume=resume)
+    instr.set_mode("train")
+    loss_fn(model(torch.randn(4, 6)), torch.randint(0, 3, (4,))).backward()
+    instr.record_step(0.0, 0.01)
+    instr.finish([])
+
+
+def test_a_fresh_run_into_the_same_trial_dir_starts_a_fresh_trial(tmp_path):
     for _ in range(2):
-        instr = Instrumentation("portable", tmp_path, save_interval=1, profile_steps=0)
-        model, loss_fn = _model(), nn.CrossEntropyLoss()
-        instr.attach(model, loss_fn)
-        instr.set_mode("train")
-        loss_fn(model(torch.randn(4, 6)), torch.randint(0, 3, (4,))).backward()
-        instr.record_step(0.0, 0.01)
-        instr.finish([])
+        _instrumented_step(tmp_path, resume=False)
     assert create_trial(str(tmp_path / "tensors")).steps() == [0]
 
 
+def test_a_resumed_run_continues_the_trial_and_its_step_numbers(tmp_path):
+    for resume in (False, True, True):
+        _instrumented_step(tmp_path, resume=resume)
+    trial = create_trial(str(tmp_path / "tensors"))
+    assert trial.steps() == [0, 1, 2]
+    assert trial.steps(mode=ModeKeys.TRAIN) == [0, 1, 2]
+
+
+def test_a_step_is_on_disk_when_record_step_returns(tmp_path):
+    instr = Instrumentation("portable", tmp_path, trial_dir=tmp_path / "tensors", save_interval=1, profile_steps=0)
+    model, loss_fn = _model(), nn.CrossEntropyLoss()
+    instr.attach(model, loss_fn)
+    instr.set_mode("train")
+    loss_fn(model(torch.randn(4, 6)), torch.randint(0, 3, (4,))).backward()
+    instr.record_step(0.0, 0.01)  # no close(): a job stopped here must keep this step
+    assert create_trial(str(tmp_path / "tensors")).steps() == [0]
+    instr.finish([])
+
+
 def test_off_mode_records_nothing(tmp_path):
-    instr = Instrumentation("off", tmp_path)
+    instr = Instrumentation("off", tmp_path, trial_dir=tmp_path / "tensors")
     instr.attach(_model(), nn.CrossEntropyLoss())
     instr.set_mode("train")
     instr.record_step(0.1, 0.2)
@@ -100,4 +127,4 @@ def test_off_mode_records_nothing(tmp_path):
 ])
 def test_bad_settings_are_refused_before_training(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        Instrumentation(output_dir=tmp_path, **kwargs)
+        Instrumentation(output_dir=tmp_path, trial_dir=tmp_path / "tensors", **kwargs)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import time
 
+import psutil
 import pytest
 import torch
 from torch import nn
 
+from training import profiling
 from training.profiling import SUMMARY_JSON, SUMMARY_MD, TRACE_DIR, StepProfiler, timing_summary
 
 
@@ -70,3 +73,27 @@ def test_zero_profile_steps_turns_the_profiler_off_but_keeps_step_timings(tmp_pa
 
 def test_no_steps_gives_zero_shares_not_a_division_error():
     assert timing_summary([])["data_wait_pct"] == 0.0
+
+
+def test_cpu_utilisation_is_sampled_during_training_within_what_the_machine_has(tmp_path, monkeypatch):
+    monkeypatch.setattr(profiling, "SAMPLE_SECONDS", 0.25)
+    profiler = StepProfiler(tmp_path, active_steps=0)
+    for _ in range(4):  # one thread kept busy for 0.3 s a step
+        busy_until = time.perf_counter() + 0.3
+        while time.perf_counter() < busy_until:
+            pass
+        profiler.step(0.0, 0.3)
+    utilisation = profiler.finish()["utilisation"]
+    assert [s["step"] for s in utilisation["samples"]] == [1, 2, 3, 4]
+    cores = psutil.cpu_count()
+    assert utilisation["cpu_count"] == cores
+    assert all(0 <= s["process_cpu_pct"] <= 100 * cores and 0 <= s["system_cpu_pct"] <= 100
+               for s in utilisation["samples"])
+    assert utilisation["mean"]["process_cpu_pct"] > 20  # the busy thread shows
+    assert "trainer process CPU" in (tmp_path / SUMMARY_MD).read_text()
+
+
+def test_a_run_shorter_than_one_sample_interval_still_gets_one_sample(tmp_path):
+    profiler = StepProfiler(tmp_path, active_steps=0)
+    _train(profiler, steps=2)
+    assert [s["step"] for s in profiler.finish()["utilisation"]["samples"]] == [2]

@@ -9,7 +9,7 @@ from PIL import Image
 
 from training.metrics import RULE_NAMES
 from training.profiling import SUMMARY_JSON
-from training.training_report import LOSS_PNG, REPORT_MD, STEP_PNG, write_report
+from training.training_report import LOSS_PNG, REPORT_MD, STEP_PNG, UTILISATION_PNG, write_report
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,8 @@ def test_profiler_summary_counts_every_training_step_and_the_window(run):
 
 def test_report_shows_losses_step_time_rules_and_top_operators(run):
     text = (run.out / REPORT_MD).read_text()
-    for heading in ("## Loss", "## Epochs", "## Debugger rules", "## Step time", "## Top operators (4 profiled steps)"):
+    for heading in ("## Loss", "## Epochs", "## Debugger rules", "## Step time", "## Utilisation",
+                    "## Top operators (4 profiled steps)"):
         assert heading in text
     assert "16 training steps" in text
     for rule in RULE_NAMES:
@@ -36,7 +37,7 @@ def test_report_shows_losses_step_time_rules_and_top_operators(run):
 
 
 def test_report_plots_are_real_png_images(run):
-    for name in (LOSS_PNG, STEP_PNG):
+    for name in (LOSS_PNG, STEP_PNG, UTILISATION_PNG):
         with Image.open(run.out / name) as image:
             assert image.format == "PNG" and image.width > 300
 

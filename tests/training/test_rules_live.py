@@ -1,13 +1,17 @@
 """The five portable rules on real training runs: quiet on a healthy run, firing on broken ones."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
-from debug_loop import load_split, mlp, train
+from debug_loop import load_split, mlp, relu_input_records, saved_records, train
 from smdebug.core.modes import ModeKeys
 from smdebug.trials import create_trial
 from torch import nn
 
+from training.debug_hook import HOOK_CONFIG_ENV
+from training.debugger_collections import DEFAULT_SAVE_INTERVAL, RULE_DEFAULTS, collection_configurations
 from training.metrics import RULE_NAMES, metric_definitions, parse_metrics, rule_metric_name
 from training.rules import ERROR, NO_VERDICT, evaluate_rules
 
@@ -47,10 +51,20 @@ def test_rule_lines_match_the_metric_definitions(healthy):
     assert {name: found[rule_metric_name(name)] for name in RULE_NAMES} == {n: [0.0] for n in RULE_NAMES}
 
 
-def test_zero_initialisation_fires_vanishing_gradient_and_poor_weight_initialization(data, tmp_path):
+@pytest.mark.parametrize("saved", ["variance", None])
+def test_zero_initialisation_fires_vanishing_gradient_and_poor_weight_initialization(data, tmp_path, monkeypatch,
+                                                                                     saved):
+    if saved is None:  # a managed hook config (SageMaker's, in a portable-mode job) saves ReLU inputs raw
+        config = tmp_path / "debughookconfig.json"
+        config.write_text(json.dumps({"LocalPath": str(tmp_path / "tensors"),
+                                      "CollectionConfigurations": collection_configurations(managed=True)}))
+        monkeypatch.setenv(HOOK_CONFIG_ENV, str(config))
     run = train(data, tmp_path, epochs=1, init=_zero_init)
+    assert {reduction for reduction, _ in relu_input_records(run.out / "tensors")} == {saved}
     assert run.verdicts["VanishingGradient"] == 1
     assert run.verdicts["PoorWeightInitialization"] == 1
+    poor = next(r for r in run.report["rules"] if r["rule"] == "PoorWeightInitialization")
+    assert poor["evidence"]["check"] == "activation_input_variance_ratio" and poor["evidence"]["lowest_variance"] == 0
     vanishing = next(r for r in run.report["rules"] if r["rule"] == "VanishingGradient")
     assert vanishing["evidence"]["mean_abs"] == 0.0 and vanishing["mode"] == "TRAIN"
     assert "rule_VanishingGradient=1" in run.stdout
@@ -121,3 +135,48 @@ def test_model_evaluated_after_finish_adds_nothing_to_the_trial(data, tmp_path):
         nn.CrossEntropyLoss()(model(data[1][0]), data[1][1])
     model(data[1][0])
     assert sorted(p.name for p in (run.out / "tensors").rglob("*") if p.is_file()) == before
+
+
+def _saved(run, collection: str) -> tuple[dict[str, list[int]], int]:
+    """{mode: saved mode steps} of the collection, and the bytes its tensors and their reductions
+    take in the event files."""
+    trial = create_trial(str(run.out / "tensors"))
+    names = trial.tensor_names(collection=collection)
+    steps = {m.name: trial.tensor(names[0]).steps(mode=m) for m in (ModeKeys.TRAIN, ModeKeys.EVAL)}
+    size = sum(length for name, _, length in saved_records(run.out / "tensors") if name in names)
+    return steps, size
+
+
+@pytest.fixture(scope="module")
+def default_settings(data, tmp_path_factory):
+    """Two runs at the default save interval, one three times as long as the other."""
+    return [train(data, tmp_path_factory.mktemp(f"defaults{epochs}"), epochs=epochs,
+                  save_interval=DEFAULT_SAVE_INTERVAL) for epochs in (2, 6)]
+
+
+def test_default_save_settings_give_every_rule_a_verdict(default_settings):
+    for run in default_settings:
+        assert all(r["verdict"] is not None for r in run.report["rules"]), run.report["rules"]
+
+
+def test_relu_inputs_are_saved_only_in_the_first_train_steps_poor_weight_initialization_reads(default_settings):
+    window = RULE_DEFAULTS["PoorWeightInitialization"]["steps"]
+    for run in default_settings:
+        assert _saved(run, "relu_input")[0] == {"TRAIN": list(range(window)), "EVAL": []}
+
+
+def test_relu_inputs_are_saved_as_variances_of_a_few_bytes_whatever_the_batch_size(default_settings, data, tmp_path):
+    """Raw ReLU inputs grow with batch and image size: 1.2 GB a step for ResNet-50 at 224 px, batch 32."""
+    quarter_batch = train(data, tmp_path, epochs=1, batch=8, save_interval=DEFAULT_SAVE_INTERVAL)
+    for run in (default_settings[0], quarter_batch):
+        assert {reduction for reduction, _ in relu_input_records(run.out / "tensors")} == {"variance"}
+        assert max(length for _, length in relu_input_records(run.out / "tensors")) < 256
+    assert _saved(quarter_batch, "relu_input") == _saved(default_settings[0], "relu_input")
+
+
+def test_a_longer_run_saves_no_more_relu_inputs_gradients_or_weights(default_settings):
+    short, long = default_settings
+    assert long.train_steps == 3 * short.train_steps
+    for collection in ("relu_input", "gradients", "weights"):
+        assert _saved(long, collection) == _saved(short, collection), collection
+    assert _saved(short, "gradients")[0] == {"TRAIN": [0], "EVAL": []}

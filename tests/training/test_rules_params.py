@@ -43,7 +43,7 @@ def test_bad_rule_parameters_are_refused_with_the_name(rule, overrides, message)
 
 def test_instrumentation_refuses_bad_rule_parameters_before_training(tmp_path):
     with pytest.raises(ValueError, match="unknown rules in rule parameters: \\['Overfitt'\\]"):
-        Instrumentation("portable", tmp_path, rule_params={"Overfitt": {}})
+        Instrumentation("portable", tmp_path, trial_dir=tmp_path / "tensors", rule_params={"Overfitt": {}})
 
 
 def test_managed_rule_parameters_are_strings_naming_the_rule_to_invoke():
@@ -51,20 +51,25 @@ def test_managed_rule_parameters_are_strings_naming_the_rule_to_invoke():
     assert params == {"rule_to_invoke": "Overfit", "start_step": "0", "patience": "3", "ratio_threshold": "0.1"}
 
 
-def test_collection_configurations_save_losses_every_step_weights_rarely_and_the_rest_at_the_interval():
+def test_collections_save_losses_every_step_relu_input_variances_in_the_first_train_steps_and_the_rest_at_the_interval():
     configs = {c["CollectionName"]: c["CollectionParameters"] for c in collection_configurations(25)}
     assert configs == {
         "losses": {"include_regex": ".*CrossEntropyLoss_output.*", "save_interval": "1"},
         "gradients": {"save_interval": "25"},
-        "weights": {"save_interval": "500"},
-        "relu_input": {"include_regex": ".*relu_input", "save_interval": "25"},
+        "weights": {"save_interval": "25", "eval.end_step": "0"},
+        "relu_input": {"include_regex": ".*relu_input", "save_interval": "1", "end_step": "0",
+                       "train.end_step": "10", "reductions": "variance"},
     }
 
 
-def test_every_collection_a_rule_reads_is_saved_by_the_hook():
-    from training.debugger_collections import COLLECTIONS, RULE_COLLECTIONS
-    from training.metrics import RULE_NAMES
+def test_managed_collections_save_relu_inputs_raw_for_aws_rule_container():
+    configs = {c["CollectionName"]: c["CollectionParameters"] for c in collection_configurations(25, managed=True)}
+    portable = {c["CollectionName"]: c["CollectionParameters"] for c in collection_configurations(25)}
+    assert configs == {**portable, "relu_input": {k: v for k, v in portable["relu_input"].items() if k != "reductions"}}
 
-    assert set(RULE_COLLECTIONS) == set(RULE_NAMES)
-    for rule, collections in RULE_COLLECTIONS.items():
-        assert set(collections) <= set(COLLECTIONS), rule
+
+@pytest.mark.parametrize("managed", [False, True])
+def test_relu_inputs_follow_an_overridden_poor_weight_initialization_window(managed):
+    configs = collection_configurations(rule_params={"PoorWeightInitialization": {"steps": 3}}, managed=managed)
+    relu = next(c["CollectionParameters"] for c in configs if c["CollectionName"] == "relu_input")
+    assert relu["train.end_step"] == "3"

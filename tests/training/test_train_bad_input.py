@@ -4,6 +4,8 @@ from __future__ import annotations
 import resource
 import shutil
 import signal
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,22 @@ def _one_error_line(capsys) -> str:
 
 def _break_an_image(path: Path) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n this is no image")
+
+
+def _cut_in_half(path: Path) -> None:
+    """A file whose copy stopped half-way: the header and the first half of the data are intact."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _write_decompression_bomb(path: Path) -> None:
+    """A valid PNG header announcing 20000 x 20000 pixels (PIL refuses above about 179 million)."""
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+                     + _png_chunk(b"IDAT", zlib.compress(b"")) + _png_chunk(b"IEND", b""))
 
 
 def test_an_empty_train_channel_is_reported(splits_copy, tmp_path, capsys):
@@ -72,8 +90,27 @@ def test_unreadable_image_files_are_skipped_counted_and_warned_about(splits_copy
     for image in broken:
         _break_an_image(image)
     split = scan_split("train", splits_copy / "train")
-    assert split.unreadable == broken and not {p for p, _ in split.samples} & set(broken)
+    assert list(split.unreadable) == broken and not {p for p, _ in split.samples} & set(broken)
     assert capsys.readouterr().err.startswith("warning: train channel: skipped 2 unreadable image file(s): ")
+
+
+def test_a_truncated_jpeg_is_skipped_with_a_warning_and_training_completes(splits_copy, tmp_path, capsys):
+    truncated = sorted((splits_copy / "train" / "coffee").glob("*.jpg"))[0]
+    _cut_in_half(truncated)
+    assert _cli(splits_copy, tmp_path, "--epochs", "1") == 0
+    warning = f"warning: train channel: skipped 1 unreadable image file(s): {truncated} ("
+    err = capsys.readouterr().err
+    assert warning in err and "truncated" in err.split(warning)[1].lower(), err
+    assert (tmp_path / "model" / "model.pth").is_file()
+
+
+def test_a_decompression_bomb_is_skipped_with_the_reason(splits_copy, capsys):
+    bomb = splits_copy / "valid" / "cat" / "huge.png"
+    _write_decompression_bomb(bomb)
+    split = scan_split("valid", splits_copy / "valid")
+    assert list(split.unreadable) == [bomb] and "exceeds limit" in split.unreadable[bomb]
+    assert f"skipped 1 unreadable image file(s): {bomb} (Image size (400000000 pixels) exceeds limit" \
+        in capsys.readouterr().err
 
 
 def test_a_model_dir_that_cannot_be_created_fails_before_training(splits_copy, tmp_path, capsys):

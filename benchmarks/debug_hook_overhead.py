@@ -1,5 +1,6 @@
 """What the portable smdebug hook costs per training step: the same steps with no hook, with the
-hook as configured (losses every step, the rest every `--save-interval`), and with losses saved
+hook as configured (losses every step, ReLU-input variances in the first 10 steps, gradients
+and weights every `--save-interval`, each step flushed to disk as the trainer does), and with losses saved
 only at the interval. Prints the medians and the ratios over no hook, measured in one run.
 
     python benchmarks/debug_hook_overhead.py --image-size 64 --batch-size 16 --steps 12
@@ -20,7 +21,7 @@ from torch import nn  # noqa: E402
 
 from serving.architecture import build_classifier  # noqa: E402
 from training import debugger_collections  # noqa: E402
-from training.debug_hook import create_hook, detach, register  # noqa: E402
+from training.debug_hook import create_hook, detach, flush, register  # noqa: E402
 
 
 def median_step_ms(hook_mode: str, args: argparse.Namespace) -> float:
@@ -47,6 +48,8 @@ def median_step_ms(hook_mode: str, args: argparse.Namespace) -> float:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if hook is not None:
+            flush(hook)  # as the trainer does after every step (Instrumentation.record_step)
         times.append(time.perf_counter() - started)
     if hook is not None:
         detach(hook, model, loss_fn)

@@ -20,10 +20,12 @@ from pathlib import Path
 
 from imgclf.local.jobs import JobResult
 from imgclf.local.tuner import TuningResult
+from training.profiling import SUMMARY_JSON, SUMMARY_MD
+from training.training_report import LOSS_PNG, REPORT_MD, STEP_PNG, UTILISATION_PNG
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
-_PROFILER_FILES = ("profiler-summary.json", "profiler-summary.md", "training-report.md", "report-loss.png",
-                   "report-step-time.png")
+#: The trainer's profiler and report files (training/profiling.py, training/training_report.py).
+_PROFILER_FILES = (SUMMARY_JSON, SUMMARY_MD, REPORT_MD, LOSS_PNG, STEP_PNG, UTILISATION_PNG)
 
 
 def trial_rows(tuning: TuningResult) -> list[dict]:

@@ -105,7 +105,7 @@ def test_the_report_agrees_with_the_trial_logs_and_names_the_best_trial(served_r
     out = served_run["out"]
     report = out / "report"
     for name in ("trials.csv", "trials.md", "best-hyperparameters.json", "loss-curves.png", "rules.json",
-                 "confusion-matrix.png", "summary.md", "profiler/profiler-summary.md"):
+                 "confusion-matrix.png", "summary.md", "profiler/profiler-summary.md", "profiler/report-utilisation.png"):
         assert (report / name).is_file(), name
     request = json.loads((out / "requests" / "tuning-job.json").read_text())
     definitions = request["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]

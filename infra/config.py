@@ -197,10 +197,6 @@ class Config(_Section):
             raise ValueError("must not be empty")
         return v
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "Config":
-        """A copy with a nested dict of overrides merged in, validated again."""
-        return load_config(_deep_merge(self.model_dump(mode="json"), overrides))
-
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)

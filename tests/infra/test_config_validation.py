@@ -114,11 +114,6 @@ def test_a_name_with_a_dash_is_refused_so_iam_prefixes_stay_unambiguous():
         load_config({"name": "imgclf-dev"})
 
 
-def test_with_overrides_validates_again():
-    with pytest.raises(ConfigError, match="gate.min_test_accuracy"):
-        load_config().with_overrides({"gate": {"min_test_accuracy": 1.5}})
-
-
 def test_a_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         read_config_file(tmp_path / "nope.json")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from smdebug.core.modes import ModeKeys
@@ -57,8 +58,9 @@ def create_hook(out_dir: Path, save_interval: int, rule_params: dict | None = No
     if last_steps is None and out_dir.exists():  # a fresh start, or nothing readable to continue
         shutil.rmtree(out_dir)
     configurations = collection_configurations(save_interval, rule_params)
-    hook = smd.Hook(out_dir=str(out_dir), include_collections=[c["CollectionName"] for c in configurations],
-                    export_tensorboard=False)
+    with _no_checkpoint_watch():
+        hook = smd.Hook(out_dir=str(out_dir), include_collections=[c["CollectionName"] for c in configurations],
+                        export_tensorboard=False)
     # smdebug's own parser of a managed config's collections (regexes, save windows, reductions),
     # so both modes read the same configuration alike
     add_collections_to_manager(hook.collection_manager, {"CollectionConfigurations": configurations},
@@ -67,6 +69,26 @@ def create_hook(out_dir: Path, save_interval: int, rule_params: dict | None = No
         hook.step = last_steps[ModeKeys.GLOBAL]
         hook.mode_steps = dict(last_steps)
     return hook
+
+
+@contextmanager
+def _no_checkpoint_watch():
+    """Build our hook without smdebug's StateStore. In a job with a CheckpointConfig SageMaker
+    writes checkpointconfig.json, and smdebug would then walk the whole checkpoint dir (where our
+    trial lives, growing every step), log every file's timestamp and rewrite metadata.json there
+    after every step, and restore step numbers from that file even on a fresh start.
+    `_reopen_trial` is our one resume path; a hook built with no config file leaves the dir alone."""
+    from smdebug.core.config_constants import CHECKPOINT_CONFIG_FILE_PATH_ENV_VAR
+
+    previous = os.environ.get(CHECKPOINT_CONFIG_FILE_PATH_ENV_VAR)
+    os.environ[CHECKPOINT_CONFIG_FILE_PATH_ENV_VAR] = os.path.join(os.devnull, "no-checkpoint-config.json")
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[CHECKPOINT_CONFIG_FILE_PATH_ENV_VAR]
+        else:
+            os.environ[CHECKPOINT_CONFIG_FILE_PATH_ENV_VAR] = previous
 
 
 def _reopen_trial(out_dir: Path) -> dict | None:

@@ -8,6 +8,7 @@ no viewer.
 from __future__ import annotations
 
 import json
+import math
 import resource
 import statistics
 import time
@@ -37,7 +38,7 @@ class UtilisationSampler:
     def __init__(self) -> None:
         self._process = psutil.Process()
         self._cuda = torch.cuda.is_available()
-        self._gpu_utilisation = self._cuda
+        self._gpu_utilisation = self._cuda and _gpu_utilisation() is not None
         self.samples: list[dict] = []
         self._last = time.monotonic()
         self._process.cpu_percent(None)  # both counters measure from their previous call
@@ -53,18 +54,27 @@ class UtilisationSampler:
                "system_cpu_pct": psutil.cpu_percent(None)}
         if self._cuda:
             row["gpu_memory_mib"] = torch.cuda.memory_allocated() / 2**20
-        if self._gpu_utilisation:
-            try:
-                row["gpu_pct"] = float(torch.cuda.utilization())
-            except Exception:  # no pynvml or no NVML driver: memory only, and stop asking
-                self._gpu_utilisation = False
+        if self._gpu_utilisation:  # every row has the same keys: a failed reading is NaN
+            reading = _gpu_utilisation()
+            row["gpu_pct"] = float("nan") if reading is None else reading
         self.samples.append(row)
 
     def summary(self) -> dict:
         keys = ("process_cpu_pct", "system_cpu_pct", "gpu_pct", "gpu_memory_mib")
-        means = {k: statistics.fmean(r[k] for r in self.samples) for k in keys
-                 if self.samples and k in self.samples[0]}
+        means = {}
+        for key in keys:
+            values = [r[key] for r in self.samples if key in r and not math.isnan(r[key])]
+            if values:
+                means[key] = statistics.fmean(values)
         return {"cpu_count": psutil.cpu_count(), "mean": means, "samples": self.samples}
+
+
+def _gpu_utilisation() -> float | None:
+    """The GPU's utilisation in percent, or None where NVML cannot say (no pynvml, no driver)."""
+    try:
+        return float(torch.cuda.utilization())
+    except Exception:  # noqa: BLE001 - torch raises whatever pynvml or its import raised
+        return None
 
 
 class StepProfiler:

@@ -20,12 +20,8 @@ from pathlib import Path
 
 from imgclf.local.jobs import JobResult
 from imgclf.local.tuner import TuningResult
-from training.profiling import SUMMARY_JSON, SUMMARY_MD
-from training.training_report import LOSS_PNG, REPORT_MD, STEP_PNG, UTILISATION_PNG
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
-#: The trainer's profiler and report files (training/profiling.py, training/training_report.py).
-_PROFILER_FILES = (SUMMARY_JSON, SUMMARY_MD, REPORT_MD, LOSS_PNG, STEP_PNG, UTILISATION_PNG)
 
 
 def trial_rows(tuning: TuningResult) -> list[dict]:
@@ -114,9 +110,15 @@ def write_rules(folder: Path, output_data_dir: Path) -> list[dict]:
 
 
 def copy_profiler(folder: Path, output_data_dir: Path) -> list[str]:
+    """The trainer's profiler summary and one-page report, by the names the trainer writes them
+    under (imported here: training.profiling loads torch, which the engine's parent otherwise loads
+    only once it packs and serves the model)."""
+    from training.profiling import SUMMARY_JSON, SUMMARY_MD
+    from training.training_report import LOSS_PNG, REPORT_MD, STEP_PNG, UTILISATION_PNG
+
     target = folder / "profiler"
     copied = []
-    for name in _PROFILER_FILES:
+    for name in (SUMMARY_JSON, SUMMARY_MD, REPORT_MD, LOSS_PNG, STEP_PNG, UTILISATION_PNG):
         if (output_data_dir / name).exists():
             target.mkdir(exist_ok=True)
             shutil.copy2(output_data_dir / name, target / name)

@@ -101,6 +101,27 @@ def test_a_resumed_run_continues_the_trial_and_its_step_numbers(tmp_path):
     assert trial.steps(mode=ModeKeys.TRAIN) == [0, 1, 2]
 
 
+def test_smdebugs_checkpoint_watch_stays_off_for_our_hook_in_a_job_with_checkpoints(tmp_path, monkeypatch):
+    # SageMaker writes checkpointconfig.json for a job with a CheckpointConfig; our trial lives in
+    # that checkpoint dir. smdebug would walk it and rewrite metadata.json after every step, and
+    # start a fresh run at the step numbers it finds there.
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "metadata.json").write_text(json.dumps([{  # an earlier run's state, as smdebug writes it
+        "training_run": 0, "latest_global_step_saved": 40, "latest_global_step_seen": 41,
+        "latest_mode_step": {"TRAIN": 41}}]))
+    (checkpoints / "checkpoint-0001.pth").write_bytes(b"weights")
+    config = tmp_path / "checkpointconfig.json"
+    config.write_text(json.dumps({"LocalPath": str(checkpoints)}))
+    monkeypatch.setenv("CHECKPOINT_CONFIG_FILE_PATH", str(config))
+    stamp = (checkpoints / "metadata.json").stat().st_mtime_ns
+    for resume in (False, True):
+        _instrumented_step(checkpoints, resume=resume)
+        (checkpoints / "checkpoint-0001.pth").write_bytes(b"newer weights")  # a checkpoint between steps
+    assert create_trial(str(checkpoints / "tensors")).steps() == [0, 1]
+    assert (checkpoints / "metadata.json").stat().st_mtime_ns == stamp
+
+
 def test_a_step_is_on_disk_when_record_step_returns(tmp_path):
     instr = Instrumentation("portable", tmp_path, trial_dir=tmp_path / "tensors", save_interval=1, profile_steps=0)
     model, loss_fn = _model(), nn.CrossEntropyLoss()

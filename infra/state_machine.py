@@ -210,6 +210,11 @@ def _fail_path(cause_path: str, error: str) -> dict:
     return {"Type": "Fail", "Error": error, "CausePath": cause_path}
 
 
+def _refused(task: str, error: str) -> dict:
+    """The Fail for a call that SageMaker (or another service) refused: its cause as given."""
+    return _fail_path(f"States.Format('{task} failed: {{}}', $.error.Cause)", error)
+
+
 def _catch(next_state: str) -> list:
     """Whatever the retries did not absorb goes to `next_state`, with {Error, Cause} at $.error."""
     return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": next_state}]
@@ -223,7 +228,7 @@ def _call(task: str, resource: str, parameters: dict, next_state: str, retry: li
     """`task` and `<task>Failed`, a Fail whose cause is the refusal (error code and message)."""
     return {
         task: _task(resource, parameters, next_state, retry, Catch=_catch(f"{task}Failed"), **fields),
-        f"{task}Failed": _fail_path(f"States.Format('{task} failed: {{}}', $.error.Cause)", error),
+        f"{task}Failed": _refused(task, error),
     }
 
 
@@ -353,7 +358,7 @@ def _job_failure_states(task: str, kind: str, name_path: str, status_key: str) -
             f"States.Format('{kind} {{}} ended {{}}: {{}}', {name_path}, $.failure.job.{status_key}, $.failure.job.FailureReason)",
             "TrainingFailed",
         ),
-        f"{task}Refused": _fail_path(f"States.Format('{task} failed: {{}}', $.error.Cause)", "TrainingFailed"),
+        f"{task}Refused": _refused(task, "TrainingFailed"),
     }
 
 
@@ -670,7 +675,7 @@ def _scaling_states(cfg: Config, endpoint: str) -> dict:
                 *_catch("PauseScalingFailed"),
             ],
         ),
-        "PauseScalingFailed": _fail_path("States.Format('PauseScaling failed: {}', $.error.Cause)", "DeployFailed"),
+        "PauseScalingFailed": _refused("PauseScaling", "DeployFailed"),
         "RegisterScaling": register("registerScalableTarget", scaling.register_scalable_target_request(cfg, endpoint), "PutScalingPolicy", "register_scaling"),
         "PutScalingPolicy": register("putScalingPolicy", scaling.put_scaling_policy_request(cfg, endpoint), "AfterScaling?", "put_scaling_policy"),
         "AfterScaling?": {

@@ -105,8 +105,8 @@ def _reopen_trial(out_dir: Path) -> dict | None:
     for name in (END_OF_JOB_FILENAME, CLAIM_FILENAME):
         (out_dir / name).unlink(missing_ok=True)
     trial = create_trial(str(out_dir))
-    last = {mode: trial.steps(mode=mode)[-1] for mode in (ModeKeys.GLOBAL, ModeKeys.TRAIN, ModeKeys.EVAL)
-            if trial.steps(mode=mode)}
+    steps = {mode: trial.steps(mode=mode) for mode in (ModeKeys.GLOBAL, ModeKeys.TRAIN, ModeKeys.EVAL)}
+    last = {mode: saved[-1] for mode, saved in steps.items() if saved}
     return last or None
 
 

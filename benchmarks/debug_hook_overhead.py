@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from serving.architecture import build_classifier  # noqa: E402
+from imgclf_serving.architecture import build_classifier  # noqa: E402
 from training import debugger_collections  # noqa: E402
 from training.debug_hook import create_hook, detach, flush, register  # noqa: E402
 

@@ -215,7 +215,7 @@ def build_untrained_model_dir(target: Path, image_size: int, arch: str = "resnet
     """A model dir as the trainer writes it, with random weights and the 4 demo classes."""
     import torch
 
-    from serving.architecture import build_classifier
+    from imgclf_serving.architecture import build_classifier
     from training.model_dir import write_model_dir
 
     torch.manual_seed(0)

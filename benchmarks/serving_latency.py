@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from imgclf.local.endpoint import EndpointServer, HandlerService
     from imgclf.local.frontdoor import INTEGRATION_TIMEOUT_SECONDS, LambdaContext, proxy_event
-    from serving import inference
-    from serving.architecture import build_classifier
-    from serving.frontdoor.content_types import BINARY_MEDIA_TYPES
+    from imgclf_serving import inference
+    from imgclf_serving.architecture import build_classifier
+    from imgclf_serving.frontdoor.content_types import BINARY_MEDIA_TYPES
     from training.model_dir import write_model_dir
 
     if args.threads:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 AWS_SECRET_ACCESS_KEY="bench", AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint.url,
                 POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true",
             )
-            from serving.frontdoor import app
+            from imgclf_serving.frontdoor import app
 
             def frontdoor():
                 event = proxy_event("POST", "/predict", headers, body, BINARY_MEDIA_TYPES)

@@ -1,4 +1,4 @@
-"""The public front door: REST API -> Lambda (serving/frontdoor) -> SageMaker InvokeEndpoint.
+"""The public front door: REST API -> Lambda (imgclf_serving/frontdoor) -> SageMaker InvokeEndpoint.
 
 Images travel as binary: `binaryMediaTypes` makes API Gateway hand the Lambda a base64 body
 (`isBase64Encoded: true`). Auth is on: an API key with a usage plan (throttle + daily quota), or
@@ -21,10 +21,10 @@ from infra.config import Config
 from infra.gateway_responses import GATEWAY_ERRORS
 from infra.gateway_responses import template as gateway_template
 from infra.frontdoor_environment import frontdoor_environment
-from infra.state_machine import endpoint_name
-from serving.frontdoor.content_types import BINARY_MEDIA_TYPES
+from infra.layout import endpoint_name
+from imgclf_serving.frontdoor.content_types import BINARY_MEDIA_TYPES
 
-SERVING_DIR = Path(__file__).resolve().parents[1] / "serving"
+SERVING_DIR = Path(__file__).resolve().parents[1] / "imgclf_serving"
 HANDLER = "frontdoor.app.handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -81,7 +81,7 @@ class FrontDoor(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=HANDLER,
-            # Only serving/frontdoor/ ships: the model code lives in the endpoint's model.tar.gz.
+            # Only imgclf_serving/frontdoor/ ships: the model code lives in the endpoint's model.tar.gz.
             code=lambda_.Code.from_asset(
                 str(SERVING_DIR),
                 exclude=["*", "!frontdoor/", "!frontdoor/**", "**/__pycache__/", "**/*.pyc"],

@@ -10,7 +10,7 @@ Serverless endpoints scale by themselves and need none of this.
 from __future__ import annotations
 
 from infra.config import Config
-from infra.requests import VARIANT_NAME
+from infra.sagemaker_requests import VARIANT_NAME
 
 SERVICE_NAMESPACE = "sagemaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

@@ -20,7 +20,7 @@ def max_body_bytes(cfg: Config) -> int:
 
 
 def frontdoor_environment(cfg: Config) -> dict[str, str]:
-    """Every variable serving/frontdoor/app.py reads from the config, except ENDPOINT_NAME."""
+    """Every variable imgclf_serving/frontdoor/app.py reads from the config, except ENDPOINT_NAME."""
     return {
         "MAX_BODY_BYTES": str(max_body_bytes(cfg)),
         "TOP_K": str(cfg.endpoint.top_k),

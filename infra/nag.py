@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
-from infra.state_machine import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
+from infra.layout import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
 
 if TYPE_CHECKING:
     from infra.stack import ImgclfStack

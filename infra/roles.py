@@ -19,7 +19,7 @@ from constructs import Construct
 
 from infra import endpoint_scaling
 from infra.config import Config
-from infra.state_machine import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
+from infra.layout import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
 from infra.storage import Storage
 
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")

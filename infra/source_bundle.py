@@ -14,9 +14,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_NAME = "source.tar.gz"
-#: Packages shipped to the training container: top-level modules only (serving/frontdoor is the Lambda's),
+#: Packages shipped to the training container: top-level modules only (imgclf_serving/frontdoor is the Lambda's),
 #: and each package's requirements.txt (the trainer copies serving's into the model's code/).
-PACKAGES = ("training", "serving")
+PACKAGES = ("training", "imgclf_serving")
 PACKAGE_FILES = ("*.py", "requirements.txt")
 
 

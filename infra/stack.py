@@ -8,7 +8,7 @@ from infra import nag
 from infra.api import FrontDoor
 from infra.config import Config
 from infra.pipeline import Pipeline
-from infra.state_machine import endpoint_name
+from infra.layout import endpoint_name
 from infra.storage import Storage
 
 

@@ -5,7 +5,7 @@ Gate -> CreateModel -> CreateEndpointConfig -> create or update the endpoint -> 
 (-> real-time: register auto scaling). Every task has a Catch, so every failure path ends in a
 Fail state whose cause says what happened, never in a raw task error.
 
-The SageMaker task parameters are the request builders' dicts (infra/requests.py), one source of
+The SageMaker task parameters are the request builders' dicts (infra/sagemaker_requests.py), one source of
 truth. Values known only at run time (names made from a run id, the dataset prefix
 from the execution input, the model artifact of the retrain) are passed to the builders as
 placeholders, and `bind_placeholders` turns each into a `Key.$` entry. Pure: no CDK here, so the
@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from infra import endpoint_scaling, requests
+from infra import endpoint_scaling, sagemaker_requests
 from infra.config import Config
+from infra.layout import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
 from training import metrics
 
 #: The first group of a fresh UUID: 8 hex digits, so `<name>-<run>-tune` always fits the
@@ -28,9 +29,6 @@ from training import metrics
 RUN_ID = "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0)"
 #: Execution input a run may override, with the config value as default.
 OVERRIDABLE = ("dataset_prefix", "epochs", "min_test_accuracy")
-#: Output prefix of every job (models, managed debug output, per-job checkpoints).
-OUTPUT_PREFIX = "runs"
-DATA_CAPTURE_PREFIX = "capture"
 #: Seconds between polls of the endpoint and of the managed rule jobs.
 POLL_SECONDS = 30
 #: Endpoint statuses that end by themselves: wait for them before creating or updating.
@@ -78,11 +76,6 @@ class Deployment:
     role_arn: str
     bucket_name: str
     source_bundle_uri: str
-
-
-def endpoint_name(cfg: Config) -> str:
-    """Fixed per stack, so that the Lambda front door knows it before the first run."""
-    return f"{cfg.name}-endpoint"
 
 
 # --- placeholders -------------------------------------------------------------------------------
@@ -157,8 +150,8 @@ def _dynamic(request: dict, keys: tuple[str, ...], path: str) -> dict:
 
 
 # --- the requests, with their run-time parts bound ----------------------------------------------
-def _locations(dep: Deployment) -> requests.JobLocations:
-    return requests.JobLocations(
+def _locations(dep: Deployment) -> sagemaker_requests.JobLocations:
+    return sagemaker_requests.JobLocations(
         role_arn=dep.role_arn,
         source_bundle_uri=dep.source_bundle_uri,
         data_uri=placeholder("datauri"),
@@ -169,27 +162,27 @@ def _locations(dep: Deployment) -> requests.JobLocations:
 
 def _tuning_request(cfg: Config, dep: Deployment) -> tuple[dict, dict]:
     """(task parameters, the static hyperparameters the run starts from)."""
-    request = requests.tuning_job_request(cfg, _locations(dep), placeholder("tuningjob"))
+    request = sagemaker_requests.tuning_job_request(cfg, _locations(dep), placeholder("tuningjob"))
     static = request["TrainingJobDefinition"]["StaticHyperParameters"]
     _dynamic(request, ("TrainingJobDefinition", "StaticHyperParameters"), "$.hyperparameters.tuning")
     return bind_placeholders(request), static
 
 
 def _training_request(cfg: Config, dep: Deployment) -> tuple[dict, dict]:
-    request = requests.training_job_request(cfg, _locations(dep), placeholder("trainingjob"), {})
+    request = sagemaker_requests.training_job_request(cfg, _locations(dep), placeholder("trainingjob"), {})
     static = request["HyperParameters"]
     _dynamic(request, ("HyperParameters",), "$.final.hyperparameters")
     return bind_placeholders(request), static
 
 
 def _model_request(cfg: Config, dep: Deployment) -> dict:
-    request = requests.model_request(cfg, _locations(dep), placeholder("model"), placeholder("modeldata"))
+    request = sagemaker_requests.model_request(cfg, _locations(dep), placeholder("model"), placeholder("modeldata"))
     return bind_placeholders(request)
 
 
 def _endpoint_config_request(cfg: Config, dep: Deployment) -> dict:
     capture = f"s3://{dep.bucket_name}/{DATA_CAPTURE_PREFIX}" if cfg.endpoint.data_capture_percent else None
-    request = requests.endpoint_config_request(
+    request = sagemaker_requests.endpoint_config_request(
         cfg, placeholder("endpointconfig"), placeholder("model"), data_capture_uri=capture
     )
     return bind_placeholders(request)

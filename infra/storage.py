@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import Config
-from infra.state_machine import OUTPUT_PREFIX
+from infra.layout import OUTPUT_PREFIX
 
 #: Managed Debugger tensors and profiler traces: large, useful for days.
 DEBUG_PREFIX = f"{OUTPUT_PREFIX}/debug/"

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
 from torchvision.datasets.folder import default_loader
 
-from serving.preprocess import normalize
+from imgclf_serving.preprocess import normalize
 from training.errors import TrainerError
 from training.image_files import IMAGE_EXTENSIONS, is_image_name, unreadable_reason, visible_files
 

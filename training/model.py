@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from serving.architecture import build_classifier
+from imgclf_serving.architecture import build_classifier
 from training.errors import TrainerError
 
 HEAD = "fc"

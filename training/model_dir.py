@@ -1,10 +1,10 @@
 """Writes the model dir that SageMaker packs into model.tar.gz, self-contained for serving.
 
-Layout (the inference container's contract, read by serving/inference.py):
+Layout (the inference container's contract, read by imgclf_serving/inference.py):
   model.pth            state_dict (never a pickled module), CPU tensors
   classes.json         labels in class-index order
   model-meta.json      {"arch", "num_classes", "image_size", "model_version"}
-  code/inference.py    the handlers; code/serving/*.py the modules they import
+  code/inference.py    the handlers; code/imgclf_serving/*.py the modules they import
   code/requirements.txt
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import nn
 from training.checkpoint import atomic_save
 from training.errors import TrainerError
 
-#: The source tree: training/ and serving/ side by side, in the repo and in the job's code dir.
+#: The source tree: training/ and imgclf_serving/ side by side, in the repo and in the job's code dir.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,16 +30,16 @@ def model_version() -> str:
 
 
 def _copy_serving_code(code_dir: Path, source_root: Path) -> None:
-    serving = source_root / "serving"
+    serving = source_root / "imgclf_serving"
     for needed in ("inference.py", "requirements.txt"):
         if not (serving / needed).is_file():
-            raise TrainerError(f"{serving / needed} is missing: the source bundle must include serving/{needed}")
+            raise TrainerError(f"{serving / needed} is missing: the source bundle must include imgclf_serving/{needed}")
     code_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(serving / "inference.py", code_dir / "inference.py")
     shutil.copy2(serving / "requirements.txt", code_dir / "requirements.txt")
-    package = code_dir / "serving"
+    package = code_dir / "imgclf_serving"
     package.mkdir(exist_ok=True)
-    for module in sorted(serving.glob("*.py")):  # top level only: not serving/frontdoor/
+    for module in sorted(serving.glob("*.py")):  # top level only: not imgclf_serving/frontdoor/
         shutil.copy2(module, package / module.name)
 
 

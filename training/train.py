@@ -25,8 +25,8 @@ if __package__ in (None, ""):  # run as a script: make `training` and `serving` 
 import torch
 from torch import nn
 
-from serving.architecture import ARCHITECTURES
-from serving.preprocess import eval_transform
+from imgclf_serving.architecture import ARCHITECTURES
+from imgclf_serving.preprocess import eval_transform
 from training.checkpoint import StopFlag, load_latest, save_checkpoint
 from training.debugger_collections import DEFAULT_SAVE_INTERVAL, rule_parameters
 from training.data import load_splits, make_loader, train_transform

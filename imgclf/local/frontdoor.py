@@ -1,4 +1,4 @@
-"""A local API Gateway in front of the real Lambda handler (`serving/frontdoor/app.py`).
+"""A local API Gateway in front of the real Lambda handler (`imgclf_serving/frontdoor/app.py`).
 
 HTTP requests become REST API proxy events as API Gateway builds them (a binary media type's body
 base64-encoded with `isBase64Encoded`, headers and multiValueHeaders, query strings, a
@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 from imgclf.errors import UserError
 from imgclf.local.http_body import BodyError, declared_length
 from infra.gateway_responses import GATEWAY_ERRORS, ROUTES
-from serving.frontdoor.errors import CODES
+from imgclf_serving.frontdoor.errors import CODES
 
 #: API Gateway REST limits (API Gateway quotas) and Lambda's synchronous event limit.
 API_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path, required=True)
     args = parser.parse_args(argv)
-    from serving.frontdoor import app
+    from imgclf_serving.frontdoor import app
 
     server = FrontDoorServer(app.handler, tuple(app.ACCEPTED_CONTENT_TYPES), port=args.port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())

@@ -1,6 +1,6 @@
 """The state machine's steps, executed locally: Tune -> Retrain -> Gate -> package the model.
 
-Requests come from infra/requests.py exactly as the state machine embeds them; the final retrain
+Requests come from infra/sagemaker_requests.py exactly as the state machine embeds them; the final retrain
 gets the best trial's TunedHyperParameters merged over the static ones by the same builder.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ class PipelineResult:
 
 
 def locations(out: Path, splits: Path):
-    from infra.requests import JobLocations
+    from infra.sagemaker_requests import JobLocations
     from infra.source_bundle import build_source_bundle
 
     bundle = build_source_bundle(out / "source")
@@ -53,7 +53,7 @@ def job_names(cfg, out: Path, resume: bool) -> dict[str, str]:
 
 
 def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int = 1, progress=print) -> PipelineResult:
-    from infra.requests import model_request, training_job_request, tuning_job_request
+    from infra.sagemaker_requests import model_request, training_job_request, tuning_job_request
 
     out = Path(out)
     loc = locations(out, splits)

@@ -2,7 +2,7 @@
 
 Tune (tuner.py) -> retrain with the best hyperparameters and the debugger (jobs.py) -> report
 (report.py) -> gate (gate.py) -> pack model.tar.gz -> serve it behind a local endpoint and the real
-Lambda front door (serving.py). The SageMaker requests come from infra/requests.py, built with local
+Lambda front door (serving.py). The SageMaker requests come from infra/sagemaker_requests.py, built with local
 paths; CLI flags are config overrides, so they change the requests, never a second copy of values.
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\npipeline finished in {time.monotonic() - started:.0f} s; report: {out / 'report' / 'summary.md'}")
     if args.no_serve:
         return 0
-    from imgclf.local.serving import serve_until_stopped
+    from imgclf.local.deploy import serve_until_stopped
 
     return serve_until_stopped(result.model_dir, cfg, out / "serve", args.port, args.endpoint_port,
                                sample_image=result.sample_image, service=result.service)

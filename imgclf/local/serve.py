@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from imgclf.errors import UserError
     from imgclf.local.endpoint import apply_container_environment, model_dir_from
-    from imgclf.local.serving import model_environment, serve_until_stopped
+    from imgclf.local.deploy import model_environment, serve_until_stopped
     from infra.config import ConfigError, load_config, read_config_file
 
     try:

@@ -18,7 +18,7 @@ from imgclf.local.endpoint import EndpointServer, HandlerService
 from imgclf.local.frontdoor import FrontDoorProcess
 
 ENDPOINT = "imgclf-faults"
-#: Short enough for a quick test, and a setting production honours (serving/frontdoor/app.py).
+#: Short enough for a quick test, and a setting production honours (imgclf_serving/frontdoor/app.py).
 READ_TIMEOUT = "0.5"
 
 
@@ -27,7 +27,7 @@ def service(tmp_path_factory) -> HandlerService:
     """The real handlers on an untrained 32 px model dir, written as the trainer writes it."""
     import torch
 
-    from serving.architecture import build_classifier
+    from imgclf_serving.architecture import build_classifier
     from training.model_dir import write_model_dir
 
     torch.manual_seed(0)

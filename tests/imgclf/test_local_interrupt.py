@@ -14,7 +14,7 @@ import pytest
 from imgclf.local.jobs import INTERRUPTED, JobSpec, LocalTrainingJob
 from imgclf.local.tuner import LocalTuner
 from infra.config import load_config
-from infra.requests import JobLocations, training_job_request, tuning_job_request
+from infra.sagemaker_requests import JobLocations, training_job_request, tuning_job_request
 from processes import processes_under
 from stub_trainer import write_bundle, write_splits
 

@@ -9,7 +9,7 @@ from optuna.trial import TrialState, create_trial
 from imgclf.errors import UserError
 from imgclf.local import search_space
 from infra.config import load_config
-from infra.requests import JobLocations, tuning_job_request
+from infra.sagemaker_requests import JobLocations, tuning_job_request
 
 LOC = JobLocations("arn:aws:iam::000000000000:role/x", "/src.tar.gz", "/data", "/out", "us-east-1")
 

@@ -34,7 +34,7 @@ from imgclf.local.frontdoor import (  # noqa: E402
     http_answer,
     proxy_event,
 )
-from serving.frontdoor.content_types import BINARY_MEDIA_TYPES  # noqa: E402
+from imgclf_serving.frontdoor.content_types import BINARY_MEDIA_TYPES  # noqa: E402
 
 NAME = "imgclf-endpoint"
 

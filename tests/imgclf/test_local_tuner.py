@@ -9,7 +9,7 @@ import pytest
 from imgclf.errors import UserError
 from imgclf.local.tuner import LocalTuner
 from infra.config import load_config
-from infra.requests import JobLocations, tuning_job_request
+from infra.sagemaker_requests import JobLocations, tuning_job_request
 from stub_trainer import CRASH_BATCH, expected_valid_loss, read_hyperparameters, write_bundle, write_splits
 
 

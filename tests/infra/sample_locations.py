@@ -1,6 +1,6 @@
 """The job locations the request-builder and validator tests build requests with: S3 URIs and a
 role ARN in the shapes a deployment gives them."""
-from infra.requests import JobLocations
+from infra.sagemaker_requests import JobLocations
 
 LOC = JobLocations(
     role_arn="arn:aws:iam::123456789012:role/imgclf-sagemaker",

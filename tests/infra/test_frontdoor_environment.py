@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.frontdoor_environment import frontdoor_environment
-from infra.state_machine import endpoint_name
+from infra.layout import endpoint_name
 
 
 @pytest.mark.parametrize("variant", ["default", "realtime"])

@@ -24,9 +24,9 @@ def _fake_repo(root: Path) -> Path:
         "training/requirements.txt": "smdebug==1.0.34\n",
         "training/__pycache__/train.cpython-311.pyc": "junk",
         "training/notes.md": "not code",
-        "serving/preprocess.py": "Y = 2\n",
-        "serving/requirements.txt": "# empty\n",
-        "serving/frontdoor/app.py": "def handler(e, c): ...\n",
+        "imgclf_serving/preprocess.py": "Y = 2\n",
+        "imgclf_serving/requirements.txt": "# empty\n",
+        "imgclf_serving/frontdoor/app.py": "def handler(e, c): ...\n",
         "imgclf/cli.py": "Z = 3\n",
     }.items():
         path = root / name
@@ -39,7 +39,7 @@ def test_the_bundle_is_a_gzipped_tar_the_training_toolkit_extracts(tmp_path):
     bundle = build_source_bundle(tmp_path / "out")
     download_and_extract(str(bundle), str(tmp_path / "code"))
     assert (tmp_path / "code" / "training" / "train.py").is_file()
-    assert (tmp_path / "code" / "serving" / "preprocess.py").is_file()
+    assert (tmp_path / "code" / "imgclf_serving" / "preprocess.py").is_file()
 
 
 def test_the_root_requirements_equal_the_training_requirements(tmp_path):
@@ -51,11 +51,11 @@ def test_the_root_requirements_equal_the_training_requirements(tmp_path):
 def test_only_top_level_modules_and_requirements_of_training_and_serving_are_bundled(tmp_path):
     bundle = build_source_bundle(tmp_path / "out", root=_fake_repo(tmp_path / "repo"))
     assert _names(bundle) == [
-        "serving",
+        "imgclf_serving",
         "training",
         "requirements.txt",
-        "serving/preprocess.py",
-        "serving/requirements.txt",
+        "imgclf_serving/preprocess.py",
+        "imgclf_serving/requirements.txt",
         "training/metrics.py",
         "training/requirements.txt",
         "training/train.py",

@@ -7,7 +7,8 @@ import pytest
 from sfn_harness import Scenario, run_flow
 
 from infra.config import load_config
-from infra.state_machine import Deployment, build_definition, endpoint_name
+from infra.layout import endpoint_name
+from infra.state_machine import Deployment, build_definition
 
 DEPLOYMENT = Deployment(
     region="us-east-1",

@@ -10,7 +10,7 @@ import pytest
 
 # The checkout's `serving` (with frontdoor/) is imported before HandlerService puts model_dir/code
 # first on sys.path, so the front door stays importable beside the model's code/serving copy.
-import serving  # noqa: F401
+import imgclf_serving  # noqa: F401
 from imgclf.local.endpoint import EndpointServer, HandlerService
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside this file
@@ -45,7 +45,7 @@ def cases():
 @pytest.fixture
 def frontdoor(monkeypatch):
     """The front door module with a test environment and fresh (uncached) boto3 clients."""
-    from serving.frontdoor import app
+    from imgclf_serving.frontdoor import app
 
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
     monkeypatch.setenv("AWS_REGION", "us-east-1")

@@ -11,11 +11,11 @@ from unittest import mock
 
 import torch
 
-from serving.architecture import build_classifier
+from imgclf_serving.architecture import build_classifier
 from training.model_dir import write_model_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVING_DIR = REPO_ROOT / "serving"
+SERVING_DIR = REPO_ROOT / "imgclf_serving"
 CLASSES = ("cat", "coffee", "rocket")
 ARCH = "resnet50"
 #: model-meta.json's model_version; the writer takes it from the job name, as in SageMaker.

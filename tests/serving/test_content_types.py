@@ -6,8 +6,8 @@ import sys
 
 from model_dirs import REPO_ROOT
 
-from serving import image_decode
-from serving.frontdoor import content_types
+from imgclf_serving import image_decode
+from imgclf_serving.frontdoor import content_types
 
 
 def test_the_inference_handlers_accept_the_same_types_as_the_front_door():

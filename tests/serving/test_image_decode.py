@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 import hostile_corpus as corpus
-from serving.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
-from serving.image_decode import decode_image, media_type, sniff_format, to_rgb
+from imgclf_serving.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from imgclf_serving.image_decode import decode_image, media_type, sniff_format, to_rgb
 
 
 def test_exif_orientation_is_applied_so_a_rotated_photo_arrives_upright():

@@ -1,4 +1,4 @@
-"""serving/inference.py called directly: model loading, the response, top-k, Accept."""
+"""imgclf_serving/inference.py called directly: model loading, the response, top-k, Accept."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import torch
 
 import hostile_corpus as corpus
 from model_dirs import CLASSES
-from serving import inference
-from serving.errors import InvalidParameter, ModelFileError, NotAcceptable
+from imgclf_serving import inference
+from imgclf_serving.errors import InvalidParameter, ModelFileError, NotAcceptable
 
 
 class _Headers:
@@ -68,7 +68,7 @@ def test_scores_over_all_classes_sum_to_one_and_are_sorted(model):
 
 
 def test_prediction_matches_the_shared_eval_transform_and_forward(model):
-    from serving.preprocess import eval_transform
+    from imgclf_serving.preprocess import eval_transform
 
     image = corpus.photo().convert("RGB")
     with torch.no_grad():

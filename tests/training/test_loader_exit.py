@@ -19,7 +19,7 @@ def test_a_process_exits_cleanly_with_a_loaders_workers_still_alive(small_splits
         import sys
         sys.path.insert(0, {str(REPO)!r})
         import torch
-        from serving.preprocess import eval_transform
+        from imgclf_serving.preprocess import eval_transform
         from training.data import make_loader, scan_split
 
         split = scan_split("valid", {str(small_splits / "valid")!r})

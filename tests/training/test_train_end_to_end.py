@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from serving.architecture import build_classifier
+from imgclf_serving.architecture import build_classifier
 from training.metrics import EPOCH_METRICS, FINAL_METRICS, metric_definitions, parse_metrics
 
 EPOCHS = 2
@@ -33,10 +33,10 @@ def test_the_model_dir_holds_weights_labels_metadata_and_serving_code(trained, d
         {"arch": "resnet50", "num_classes": len(classes), "image_size": 32}
     assert meta["model_version"]
     code = model_dir / "code"
-    assert (code / "inference.py").read_bytes() == (REPO / "serving" / "inference.py").read_bytes()
+    assert (code / "inference.py").read_bytes() == (REPO / "imgclf_serving" / "inference.py").read_bytes()
     assert (code / "requirements.txt").is_file()
-    assert (code / "serving" / "preprocess.py").is_file() and (code / "serving" / "architecture.py").is_file()
-    assert not (code / "serving" / "frontdoor").exists()
+    assert (code / "imgclf_serving" / "preprocess.py").is_file() and (code / "imgclf_serving" / "architecture.py").is_file()
+    assert not (code / "imgclf_serving" / "frontdoor").exists()
 
 
 def test_model_pth_is_a_state_dict_that_loads_into_the_serving_architecture(trained):

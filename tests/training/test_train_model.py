@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from serving.architecture import build_classifier
+from imgclf_serving.architecture import build_classifier
 from training.errors import TrainerError
 from training.model import build_model, train_mode
 from training.train import cli

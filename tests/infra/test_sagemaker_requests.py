@@ -10,7 +10,7 @@ from sagemaker_validator import validate
 from infra import images
 from infra.config import load_config
 from sample_locations import LOC
-from infra.requests import (
+from infra.sagemaker_requests import (
     TUNED_HYPERPARAMETERS,
     JobLocations,
     endpoint_config_request,

@@ -1,6 +1,6 @@
 """The one definition of inference preprocessing, shared by training's eval transform and serving.
 
-Copied into the model's `code/serving/` folder by the trainer, so that the inference container
+Copied into the model's `code/imgclf_serving/` folder by the trainer, so that the inference container
 runs exactly what validation ran.
 """
 from __future__ import annotations

@@ -21,25 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-if __name__ == "inference":
-    # Loaded from model_dir/code by the container. TorchServe puts the handler's folder,
-    # sagemaker_pytorch_serving_container/, ahead of code/ on sys.path, and that folder holds a
-    # `serving.py`: without this, `import serving` below finds the toolkit's module, not code/serving/.
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
+from PIL import Image
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from serving.architecture import build_classifier  # noqa: E402
-from serving.errors import InvalidParameter, ModelFileError, NotAcceptable  # noqa: E402
-from serving.image_decode import (  # noqa: E402
+from imgclf_serving.architecture import build_classifier
+from imgclf_serving.errors import InvalidParameter, ModelFileError, NotAcceptable
+from imgclf_serving.image_decode import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_IMAGE_PIXELS,
     decode_image,
     env_int,
     media_type,
 )
-from serving.preprocess import eval_transform  # noqa: E402
+from imgclf_serving.preprocess import eval_transform
 
 META_FILE = "model-meta.json"
 CLASSES_FILE = "classes.json"

@@ -12,7 +12,7 @@ import warnings
 
 from PIL import Image, ImageOps
 
-from serving.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from imgclf_serving.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 
 ACCEPTED_CONTENT_TYPES = (
     "image/jpeg",

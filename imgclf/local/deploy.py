@@ -18,7 +18,7 @@ WATCH_SECONDS = 1.0
 
 
 def endpoint_name(cfg) -> str:
-    from infra.state_machine import endpoint_name as deployed_name
+    from infra.layout import endpoint_name as deployed_name
 
     return deployed_name(cfg)
 
@@ -26,7 +26,7 @@ def endpoint_name(cfg) -> str:
 def model_environment(cfg, model_data: Path) -> dict[str, str]:
     """The container Environment of the CreateModel request the state machine would send for this model."""
     from imgclf.local.pipeline import REGION, ROLE_ARN
-    from infra.requests import JobLocations, model_request
+    from infra.sagemaker_requests import JobLocations, model_request
 
     loc = JobLocations(role_arn=ROLE_ARN, source_bundle_uri="", data_uri="", output_uri="", region=REGION)
     return model_request(cfg, loc, endpoint_name(cfg), str(model_data))["PrimaryContainer"]["Environment"]

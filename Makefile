@@ -14,10 +14,12 @@ setup: $(VENV)/.stamp node_modules/.stamp
 
 # torch is installed on its own first, pinned to the release whose wheels pip finds on this kind of
 # machine, so that no other requirement resolves a different (downloaded, multi-GB) torch build.
-$(VENV)/.stamp: requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml
+# smdebug's own pins cannot be met on a current Python: it goes in with --no-deps, as in a job.
+$(VENV)/.stamp: requirements.txt requirements-dev.txt training/requirements.txt training/requirements-no-deps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -r requirements-dev.txt
+	$(PIP) install -q --no-deps -r training/requirements-no-deps.txt
 	$(PIP) install -q --no-deps -e .
 	touch $@
 
@@ -44,6 +46,7 @@ demo: setup
 	$(VENV)/bin/imgclf local run --demo
 
 test: setup $(TS_VENV)/.stamp
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 clean:

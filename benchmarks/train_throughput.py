@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from imgclf_serving.backbones import UNFREEZE  # noqa: E402
 from training.data import make_loader, scan_split, train_transform  # noqa: E402
 from training.model import build_model, train_mode  # noqa: E402
 from training.train import amp_dtype_for, memory_format, train_step  # noqa: E402
@@ -39,7 +40,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="timed batches per measurement")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median is reported")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first (worker start, cuDNN autotune)")
-    p.add_argument("--unfreeze", choices=("head", "layer4", "all"), default="layer4")
+    p.add_argument("--unfreeze", choices=UNFREEZE, default="last")
     p.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="auto: on with a GPU")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto", help="auto: on with a GPU")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -69,7 +70,7 @@ def measure(args: argparse.Namespace, data: Path) -> dict[str, float]:
     loader = make_loader(split, train_transform(args.image_size), args.batch_size, args.workers,
                          train=True, device=device)
     model = build_model("resnet50", len(split.classes), "none", args.unfreeze).to(device, memory_format=fmt)
-    train_mode(model, args.unfreeze)
+    train_mode(model)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)

@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("start",), "imgclf.cloud.start", "start an execution of the deployed state machine"),
     (("status",), "imgclf.cloud.status", "follow a state-machine execution"),
     (("predict",), "imgclf.predict", "POST an image to a front door (local or cloud) and print the top-k"),
+    (("monitor", "report"), "imgclf.monitor", "compare captured predictions with the model's baseline: PSI, verdict, Markdown + PNG"),
 )
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from torch import nn
 from torchvision import models
 
-ARCHITECTURES = ("resnet50",)
+from imgclf_serving.backbones import backbone
 
 
 def build_classifier(arch: str, num_classes: int) -> nn.Module:
-    """The backbone with random weights and a fresh `num_classes` head."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    """torchvision's `arch` with random weights and a `num_classes` head (torchvision's own head
+    layout, so the state_dict keys are torchvision's)."""
+    backbone(arch)  # an unknown arch: ValueError naming the choices
     if num_classes < 2:
         raise ValueError(f"need at least 2 classes, got {num_classes}")
-    model = models.resnet50(weights=None)
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
-    return model
+    return models.get_model(arch, weights=None, num_classes=num_classes)

@@ -1,13 +1,24 @@
 """Typed request errors of the inference handlers, each carrying its HTTP status.
 
-They extend the inference toolkit's `BaseInferenceToolkitError`, which its transformer turns into
-the response status (TorchServe's answer code, and so the `OriginalStatusCode` of the endpoint's
-`ModelError`). The toolkit writes `message`, a newline and the traceback as the response body, so
-`message` is kept to one line: the front door passes that first line on to the caller.
+Both serving containers read `status_code` from them, which becomes the answer's status (and so the
+`OriginalStatusCode` of the endpoint's `ModelError`):
+- the Ray Serve container's deployment (imgclf_serving/deployment.py) answers `{"error": message}`;
+- the TorchServe container's inference toolkit, for which they extend its `BaseInferenceToolkitError`,
+  writes `message`, a newline and the traceback.
+`message` is kept to one line: the front door passes it on to the caller, never the traceback.
 """
 from __future__ import annotations
 
-from sagemaker_inference.errors import BaseInferenceToolkitError
+try:
+    from sagemaker_inference.errors import BaseInferenceToolkitError
+except ImportError:  # the Ray Serve container has no inference toolkit, and needs none
+
+    class BaseInferenceToolkitError(Exception):  # type: ignore[no-redef]
+        """The toolkit's constructor signature, for a container without the toolkit."""
+
+        def __init__(self, status_code: int, message: str, phrase: str):
+            super().__init__(status_code, message, phrase)
+            self.status_code, self.message, self.phrase = status_code, message, phrase
 
 
 class RequestError(BaseInferenceToolkitError):

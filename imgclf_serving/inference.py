@@ -1,9 +1,11 @@
 """SageMaker PyTorch inference handlers: raw image bytes in, JSON top-k labels out.
 
-The inference toolkit (sagemaker-inference, run by TorchServe in the container) imports this
-module as `inference` from `model_dir/code` and calls model_fn once, then per request
-input_fn -> predict_fn -> output_fn. Request errors are typed (serving.errors) so that the toolkit
-answers with their status code instead of a 500.
+Two containers call them, each model_fn once, then per request input_fn -> predict_fn -> output_fn:
+the Ray Serve container through the tarball's `deployment.py` (imgclf_serving/deployment.py), and
+the TorchServe container's inference toolkit, which imports this module as `inference` from
+`model_dir/code`. Request errors are typed (imgclf_serving/errors.py) so that either answers with
+their status code instead of a 500. predict_batch_fn is predict_fn over several images at once,
+for Ray Serve's request batching on a GPU.
 
 - input_fn turns the body into a checked RGB image (serving.image_decode). It cannot see the
   model, so the model-specific step, the shared eval transform at the model's image size, runs
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +26,7 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
+from imgclf_serving import optimized_forward
 from imgclf_serving.architecture import build_classifier
 from imgclf_serving.errors import InvalidParameter, ModelFileError, NotAcceptable
 from imgclf_serving.image_decode import (
@@ -48,7 +51,7 @@ JSON = "application/json"
 class LoadedModel:
     """What model_fn hands the toolkit: the network plus everything needed to read its output."""
 
-    network: torch.nn.Module
+    network: Callable[[torch.Tensor], torch.Tensor]  # the PyTorch network, or an optimized forward
     classes: tuple[str, ...]
     meta: dict[str, Any]
     transform: Callable[[Image.Image], torch.Tensor]
@@ -68,13 +71,8 @@ def model_fn(model_dir: str) -> LoadedModel:
     root = Path(model_dir)
     meta = _read_meta(root / META_FILE)
     classes = _read_classes(root / CLASSES_FILE, meta["num_classes"])
-    try:
-        network = build_classifier(meta["arch"], meta["num_classes"])
-    except ValueError as error:
-        raise ModelFileError(f"{META_FILE}: {error}") from None
-    network.load_state_dict(_read_state_dict(root / WEIGHTS_FILE, network, meta))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    network.to(device).eval()
+    network = _load_network(root, meta, device)
     # Bad settings fail here, at load, and not on the first request.
     default_top_k = env_int("TOP_K", DEFAULT_TOP_K)
     _limits()
@@ -90,6 +88,23 @@ def model_fn(model_dir: str) -> LoadedModel:
     )
 
 
+def _load_network(root: Path, meta: dict[str, Any], device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """On a CPU, the optimized forward that model-meta.json's `optimize` names, if any; else, and
+    on a GPU (where the fp32 network is the fast one), the PyTorch network from the state_dict."""
+    optimize = meta.get("optimize", "none")
+    if optimize not in optimized_forward.FORWARDS:
+        choices = ", ".join(optimized_forward.FORWARDS)
+        raise ModelFileError(f"{META_FILE}: optimize must be one of {choices}, got {optimize!r}")
+    if optimize != "none" and device.type == "cpu":
+        return optimized_forward.load(root / optimized_forward.ONNX_FILE, torch.get_num_threads())
+    try:
+        network = build_classifier(meta["arch"], meta["num_classes"])
+    except ValueError as error:
+        raise ModelFileError(f"{META_FILE}: {error}") from None
+    network.load_state_dict(_read_state_dict(root / WEIGHTS_FILE, network, meta))
+    return network.to(device).eval()
+
+
 def input_fn(body: bytes | bytearray | str, content_type: str | None) -> Image.Image:
     if isinstance(body, str):  # the toolkit decodes text/json bodies; the type check refuses them
         body = body.encode("utf-8")
@@ -98,16 +113,22 @@ def input_fn(body: bytes | bytearray | str, content_type: str | None) -> Image.I
 
 
 def predict_fn(image: Image.Image, model: LoadedModel) -> Prediction:
-    batch = model.transform(image).unsqueeze(0).to(model.device)
+    return predict_batch_fn([image], model)[0]
+
+
+def predict_batch_fn(images: list[Image.Image], model: LoadedModel) -> list[Prediction]:
+    """One forward over all `images`; a Prediction each, in order."""
+    batch = torch.stack([model.transform(image) for image in images]).to(model.device)
     with torch.inference_mode():
         logits = model.network(batch)
-        probabilities = torch.softmax(logits.float(), dim=1)[0].cpu()
-    return Prediction(probabilities=probabilities, model=model)
+        probabilities = torch.softmax(logits.float(), dim=1).cpu()
+    return [Prediction(probabilities=row, model=model) for row in probabilities]
 
 
 def output_fn(prediction: Prediction, accept: str | None, context: Any = None) -> tuple[str, str]:
-    """JSON top-k. `context` is the model server's request context, which the toolkit passes
-    when the signature has room for it; it carries the request headers (top_k)."""
+    """JSON top-k. `context` carries the request headers (top_k): the request's header mapping
+    (Ray Serve), or the model server's request context, which the toolkit passes when the
+    signature has room for it (TorchServe)."""
     _check_accept(accept)
     model = prediction.model
     top_k = min(_requested_top_k(context) or model.default_top_k, len(model.classes))
@@ -117,7 +138,7 @@ def output_fn(prediction: Prediction, accept: str | None, context: Any = None) -
         "top_k": top_k,
         "predictions": [
             {"label": model.classes[index], "score": round(float(score), 6)}
-            for score, index in zip(scores.tolist(), indices.tolist())
+            for score, index in zip(scores.tolist(), indices.tolist(), strict=True)
         ],
     }
     return json.dumps(body), JSON
@@ -153,11 +174,15 @@ def _requested_top_k(context: Any) -> int | None:
 
 
 def _request_header(context: Any, name: str) -> str | None:
-    """A header of the current request, case-insensitively, from a TorchServe/MMS context."""
-    try:
-        headers = context.request_processor[0].get_request_properties()
-    except (AttributeError, IndexError, TypeError):
-        return None
+    """A header of the current request, case-insensitively, from a header mapping or a
+    TorchServe/MMS context."""
+    if isinstance(context, Mapping):
+        headers = context
+    else:
+        try:
+            headers = context.request_processor[0].get_request_properties()
+        except (AttributeError, IndexError, TypeError):
+            return None
     for key, value in (headers or {}).items():
         key = key.decode() if isinstance(key, bytes) else str(key)
         if key.lower() == name:

@@ -4,45 +4,90 @@ Images travel as binary: `binaryMediaTypes` makes API Gateway hand the Lambda a 
 (`isBase64Encoded: true`). Auth is on: an API key with a usage plan (throttle + daily quota), or
 IAM (SigV4). Access logs, execution logs and X-Ray tracing are on. The request-size guard is the
 Lambda's MAX_BODY_BYTES (API Gateway's own hard limit is 10 MB; Lambda's sync payload, 6 MB).
+The Lambda's reserved concurrency follows the endpoint's capacity (`reserved_concurrency`).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from aws_cdk import Duration, IgnoreMode, RemovalPolicy
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import roles
+from infra.acknowledge import acknowledge, attribute
 from infra.config import Config
-from infra.gateway_responses import GATEWAY_ERRORS
-from infra.gateway_responses import template as gateway_template
+from infra.frontdoor_bundle import FRONTDOOR_DIR, build_frontdoor_bundle
 from infra.frontdoor_environment import frontdoor_environment
-from infra.layout import endpoint_name
+from infra.gateway_responses import template as gateway_template
+from infra.layout import FRONTDOOR_CAPTURE_PREFIX, endpoint_name
+from infra.log_groups import access_log_group_name, frontdoor_function_name, frontdoor_log_group_name, log_group
 from imgclf_serving.frontdoor.content_types import BINARY_MEDIA_TYPES
+from imgclf_serving.frontdoor.error_codes import GATEWAY_RESPONSES
 
-SERVING_DIR = Path(__file__).resolve().parents[1] / "imgclf_serving"
 HANDLER = "frontdoor.app.handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-#: AWS's public SSM parameter holding the newest Powertools for AWS Lambda (Python) v3 layer ARN
-#: for an architecture and runtime; resolved by CloudFormation at deploy time, no lookup at synth.
-POWERTOOLS_PARAMETER = "/aws/service/powertools/python/arm64/python3.14/latest"
 #: API Gateway's default integration timeout; the Lambda's SageMaker read timeout stays below it.
 TIMEOUT = Duration.seconds(29)
 STAGE = "prod"
+#: Requests in flight per real-time instance. Its model server runs one worker per vCPU (or GPU)
+#: and queues the rest; on the default ml.m5.large (2 vCPUs, ResNet-50 at about 150 ms an image
+#: per core) ten requests are about 1.5 s of queue, well inside the front door's 11 s read
+#: timeout. Beyond that a flood would only wait behind the endpoint while holding the account's
+#: Lambda concurrency. A larger instance type warrants a larger `api.reserved_concurrency`.
+REALTIME_CONCURRENCY_PER_INSTANCE = 10
+
+
+def reserved_concurrency(cfg: Config) -> int | None:
+    """The front-door Lambda's reserved concurrency. "endpoint": what the endpoint can serve at once
+    (a serverless endpoint's MaxConcurrency; real-time: the most instances it scales to, times
+    REALTIME_CONCURRENCY_PER_INSTANCE). A number: that. "off": None, the account's shared pool."""
+    setting = cfg.api.reserved_concurrency
+    if setting == "off":
+        return None
+    if setting != "endpoint":
+        return setting
+    ep = cfg.endpoint
+    if ep.mode == "serverless":
+        return ep.max_concurrency
+    return max(ep.max_capacity, ep.initial_instance_count) * REALTIME_CONCURRENCY_PER_INSTANCE
+
+
+@jsii.implements(ILocalBundling)
+class _LocalBundle:
+    """Builds the asset on this machine (infra/frontdoor_bundle.py): no Docker, no network."""
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        build_frontdoor_bundle(output_dir)
+        return True
+
+
+def _code() -> lambda_.Code:
+    return lambda_.Code.from_asset(
+        str(FRONTDOOR_DIR),
+        # The hash of what ships, so that a new Powertools pin deploys a new asset.
+        asset_hash_type=AssetHashType.OUTPUT,
+        bundling=BundlingOptions(
+            local=_LocalBundle(),
+            # Never pulled: the local bundling always succeeds or raises.
+            image=DockerImage.from_registry("local-bundling-only"),
+        ),
+    )
 
 
 class FrontDoor(Construct):
     """`api`, `function`, and `api_key` (None with IAM auth)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, cfg: Config) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, cfg: Config, key: kms.IKey | None, bucket: s3.IBucket) -> None:
         super().__init__(scope, construct_id)
-        self.function = self._function(cfg)
-        self.api = self._rest_api(cfg)
+        self.function = self._function(cfg, key)
+        if cfg.monitoring.capture_percent > 0:
+            self._capture_to(bucket, key)
+        self.api = self._rest_api(cfg, key)
         integration = apigw.LambdaIntegration(self.function, proxy=True, timeout=TIMEOUT)
         auth = (
             {"api_key_required": True}
@@ -51,7 +96,7 @@ class FrontDoor(Construct):
         )
         # Body validation checks a request model where a method has one; the image methods have
         # none (binary), so what is enforced is the required Content-Type header. Its absence is
-        # answered 415 unsupported_media_type (infra/gateway_responses.py), as the Lambda answers
+        # answered 415 unsupported_media_type (GATEWAY_RESPONSES), as the Lambda answers
         # a type it does not take.
         validator = self.api.add_request_validator(
             "Validate", validate_request_parameters=True, validate_request_body=True
@@ -64,41 +109,54 @@ class FrontDoor(Construct):
             **auth,
         )
         self.api.root.add_resource("health").add_method("GET", integration, request_validator=validator, **auth)
+        self._acknowledge_methods(cfg)
         self.api_key = self._usage_plan(cfg) if cfg.api.auth == "api_key" else None
         self._gateway_responses(cfg)
 
-    def _function(self, cfg: Config) -> lambda_.Function:
+    def _function(self, cfg: Config, key: kms.IKey | None) -> lambda_.Function:
         role = roles.front_door_role(self, "Role", cfg=cfg)
-        log_group = logs.LogGroup(self, "FunctionLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY)
-        log_group.grant_write(role)
-        powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_PARAMETER)
-        )
-        return lambda_.Function(
+        logs = log_group(self, "FunctionLogs", name=frontdoor_log_group_name(cfg.name), key=key)
+        logs.grant_write(role)
+        function = lambda_.Function(
             self,
             "Function",
+            function_name=frontdoor_function_name(cfg.name),
             description=f"{cfg.name}: image bytes -> SageMaker endpoint -> top-k labels",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=HANDLER,
-            # Only imgclf_serving/frontdoor/ ships: the model code lives in the endpoint's model.tar.gz.
-            code=lambda_.Code.from_asset(
-                str(SERVING_DIR),
-                exclude=["*", "!frontdoor/", "!frontdoor/**", "**/__pycache__/", "**/*.pyc"],
-                ignore_mode=IgnoreMode.GIT,
-            ),
-            layers=[powertools],
+            # The front door and Powertools; the model code lives in the endpoint's model.tar.gz.
+            code=_code(),
             role=role,
-            log_group=log_group,
+            log_group=logs,
             memory_size=256,
             timeout=TIMEOUT,
             tracing=lambda_.Tracing.ACTIVE,
-            reserved_concurrent_executions=cfg.api.reserved_concurrency,
+            reserved_concurrent_executions=reserved_concurrency(cfg),
             environment={"ENDPOINT_NAME": endpoint_name(cfg), **frontdoor_environment(cfg)},
         )
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) have no resource-level permissions.")
+        return function
 
-    def _rest_api(self, cfg: Config) -> apigw.RestApi:
-        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY)
+    def _capture_to(self, bucket: s3.IBucket, key: kms.IKey | None) -> None:
+        """Lets the function write capture records (imgclf_serving/frontdoor/capture.py) under the
+        capture prefix only, encrypted with the stack's key when there is one."""
+        self.function.add_environment("CAPTURE_BUCKET", bucket.bucket_name)
+        objects = bucket.arn_for_objects(f"{FRONTDOOR_CAPTURE_PREFIX}/*")
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(sid="WriteCaptureRecords", actions=["s3:PutObject"], resources=[objects])
+        )
+        if key is not None:
+            self.function.add_environment("CAPTURE_KMS_KEY_ARN", key.key_arn)
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(sid="EncryptCaptureRecords", actions=["kms:GenerateDataKey"], resources=[key.key_arn])
+            )
+        acknowledge(self.function.role, f"AwsSolutions-IAM5[Resource::{attribute(bucket, 'Arn')}/{FRONTDOOR_CAPTURE_PREFIX}/*]",
+                    "Capture records are one object per request, named by the request id: the prefix is as narrow as it can be.")
+
+    def _rest_api(self, cfg: Config, key: kms.IKey | None) -> apigw.RestApi:
+        access_logs = log_group(self, "AccessLogs", name=access_log_group_name(cfg.name), key=key)
         cors = (
             apigw.CorsOptions(
                 allow_origins=list(cfg.api.cors_origins),
@@ -108,7 +166,7 @@ class FrontDoor(Construct):
             if cfg.api.cors_origins
             else None
         )
-        return apigw.RestApi(
+        api = apigw.RestApi(
             self,
             "Api",
             rest_api_name=f"{cfg.name}-api",
@@ -133,6 +191,26 @@ class FrontDoor(Construct):
                 throttling_burst_limit=cfg.api.burst_limit,
             ),
         )
+        acknowledge(api.node.find_child("CloudWatchRole"),
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                    "API Gateway's account-level logging role; AWS's AmazonAPIGatewayPushToCloudWatchLogs is the documented policy "
+                    "for it, and access logging cannot work without it.")
+        acknowledge(api.deployment_stage, "AwsSolutions-APIG3",
+                    "No WAF: a web ACL costs a monthly fee, and WAF inspects only the first KBs of a body, so it cannot guard "
+                    "multi-MB images. Throttling (stage + usage plan), auth and the Lambda's MAX_BODY_BYTES guard the API.")
+        return api
+
+    def _acknowledge_methods(self, cfg: Config) -> None:
+        for method in self.api.methods:
+            if method.http_method == "OPTIONS":
+                acknowledge(method, "AwsSolutions-APIG4",
+                            "CORS preflight: browsers send OPTIONS without credentials, so it must answer unauthenticated.")
+            elif cfg.api.auth == "api_key":
+                acknowledge(method, "AwsSolutions-APIG4",
+                            "Auth is an API key with a usage plan (api.auth=api_key): machine callers, throttle and daily quota. "
+                            "Set api.auth=iam for SigV4.")
+            acknowledge(method, "AwsSolutions-COG4",
+                        "Callers are programs (the imgclf CLI, services) using an API key or SigV4, not users of a Cognito pool.")
 
     def _gateway_responses(self, cfg: Config) -> None:
         """API Gateway's own refusals in the front door's error shape, with CORS headers so that a
@@ -144,13 +222,13 @@ class FrontDoor(Construct):
             headers["Access-Control-Allow-Origin"] = f"'{cfg.api.cors_origins[0]}'" if one else "method.request.header.Origin"
             if not one:
                 headers["Vary"] = "'Origin'"
-        for response_type, error in GATEWAY_ERRORS.items():
+        for response_type, response in GATEWAY_RESPONSES.items():
             self.api.add_gateway_response(
                 response_type,
                 type=apigw.ResponseType.of(response_type),
-                status_code=None if error.status is None else str(error.status),
+                status_code=None if response.status is None else str(response.status),
                 response_headers=headers or None,
-                templates={"application/json": gateway_template(error)},
+                templates={"application/json": gateway_template(response)},
             )
 
     def _usage_plan(self, cfg: Config) -> apigw.IApiKey:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from imgclf_serving.backbones import ARCHITECTURES, DEFAULT_ARCH, UNFREEZE
+from imgclf_serving.optimized_forward import FORWARDS
 
 _INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 #: No dash: IAM scopes this stack's jobs as `<name>-*`, which must not also match another stack's
@@ -38,6 +41,7 @@ class TuningConfig(_Section):
     max_jobs: int = Field(4, ge=1, le=500, description="Training jobs the tuner may start in all.")
     max_parallel_jobs: int = Field(2, ge=1, le=100, description="Training jobs running at once.")
     early_stopping: Literal["Off", "Auto"] = Field("Auto", description="SageMaker's median early stopping of trials; Off with Hyperband.")
+    archs: tuple[Literal[ARCHITECTURES], ...] = Field((), description="Backbones the tuning job searches as a categorical hyperparameter (at least two); empty keeps training.arch. The retrain takes the best trial's.")
 
     @model_validator(mode="after")
     def _ranges(self) -> "TuningConfig":
@@ -49,6 +53,8 @@ class TuningConfig(_Section):
             raise ValueError("batch_sizes must each be between 1 and 4096")
         if len(set(self.batch_sizes)) != len(self.batch_sizes):
             raise ValueError("batch_sizes must not repeat a value")
+        if len(self.archs) == 1 or len(set(self.archs)) != len(self.archs):
+            raise ValueError("archs must name at least two different backbones, or none (training.arch alone)")
         # SageMaker's Grid strategy searches categorical ranges only; lr is continuous.
         if self.strategy == "Grid":
             raise ValueError("strategy 'Grid' takes only categorical ranges, but lr is continuous: "
@@ -64,25 +70,36 @@ class TrainingConfig(_Section):
 
     instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE, description='Instance of the final retrain.')
     tuning_instance_type: str = Field("ml.g4dn.xlarge", pattern=_INSTANCE_TYPE, description='Instance of each tuning trial.')
+    instance_count: int = Field(1, ge=1, le=100, description="Instances of the retrain and of each tuning trial. Above 1, or on a GPU instance, train.py runs under torchrun with DistributedDataParallel, one process per GPU (docs/training.md#scale-out).")
+    input_mode: Literal["File", "FastFile"] = Field("File", description="File copies the channels to the volume before training; FastFile streams them from S3 on first read (docs/training.md#input-mode).")
     volume_size_gb: int = Field(30, ge=1, le=16384, description='EBS volume per training instance.')
-    framework_version: str = Field("2.6", pattern=r"^\d+\.\d+(\.\d+)?$", description="PyTorch container version.")
-    py_version: str = Field("py312", pattern=r"^py3\d+$", description='Python of the training and inference images.')
+    framework_version: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+(\.\d+)?$",
+        description="PyTorch training image version; none takes the newest Amazon Linux 2023 image in "
+        "sagemaker-core's map (2.14). A version only the older Ubuntu `pytorch-training` map lists "
+        "(e.g. 2.10) takes that image.",
+    )
+    py_version: str | None = Field(None, pattern=r"^py3\d+$", description="Python tag of the Ubuntu-based PyTorch images (pytorch-training, pytorch-inference), where a version has several; none takes the image's only one. The AL2023 images have one Python each and no tag.")
     epochs: int = Field(5, ge=1, le=1000, description='Epochs per training job (execution input may override).')
     image_size: int = Field(224, ge=16, le=1024, description='Square input size in pixels, for training and serving.')
-    arch: Literal["resnet50"] = Field("resnet50", description='Backbone.')
+    arch: Literal[ARCHITECTURES] = Field(DEFAULT_ARCH, description=f"Backbone, a torchvision model: {', '.join(ARCHITECTURES)} (docs/training.md#backbones).")
     pretrained: str = Field(
         "imagenet",
         description="'imagenet' (download in the job), 'none', or 'channel' to read weights from the "
         "`pretrained` input channel (network-isolated jobs).",
     )
     pretrained_s3_uri: str | None = Field(None, pattern=r"^s3://[^/]+/.+$", description="S3 object with backbone weights (a state_dict), for pretrained='channel'.")
-    unfreeze: Literal["head", "layer4", "all"] = Field("layer4", description='Trainable part: the head only, layer4 + head, or everything.')
+    unfreeze: Literal[UNFREEZE] = Field("last", description="Trainable part: the head only, the last stage (stride 32) + the classifier, or everything.")
     optimizer: Literal["sgd", "adamw"] = Field("sgd", description="sgd fine-tunes pretrained weights; adamw trains from scratch.")
     spot: bool = Field(True, description='Managed spot training for trials and the retrain (needs checkpoints; resumes after interruption).')
     max_runtime_seconds: int = Field(3600, ge=60, le=28 * 24 * 3600, description='Stopping condition per job.')
     max_wait_seconds: int = Field(7200, ge=60, le=28 * 24 * 3600, description='Longest wait for spot capacity plus run time.')
     max_retry_attempts: int = Field(2, ge=1, le=30, description='RetryStrategy attempts on internal or capacity errors.')
-    network_isolation: bool = Field(False, description='EnableNetworkIsolation for the training jobs and the model.')
+    network_isolation: bool = Field(
+        False,
+        description="EnableNetworkIsolation for the training jobs and the model: the code comes through a `code` channel, and training_image must hold the trainer's requirements (docs/training.md#network-isolation).",
+    )
 
     @field_validator("pretrained")
     @classmethod
@@ -120,7 +137,7 @@ class DebuggerConfig(_Section):
     @field_validator("rule_parameters")
     @classmethod
     def _known_rules(cls, v: dict) -> dict:
-        from training.debugger_collections import rule_parameters
+        from training.rules import rule_parameters
 
         for rule, overrides in v.items():
             rule_parameters(rule, overrides)  # unknown rule or parameter, or a bad value: ValueError
@@ -130,11 +147,24 @@ class DebuggerConfig(_Section):
 class GateConfig(_Section):
     min_test_accuracy: float = Field(0.8, ge=0, le=1, description='Lowest test accuracy that may be deployed (execution input may override).')
     block_on_rules: bool = Field(True, description='Refuse deployment when a debugger rule found issues or gave no verdict.')
+    max_optimized_accuracy_drop: float = Field(0.005, ge=0, le=1, description="With endpoint.optimize: the most test top-1 the optimized forward may lose to fp32 (0.005 = 0.5 points), else no deployment.")
+    min_optimized_agreement: float = Field(0.98, ge=0, le=1, description="With endpoint.optimize: the least share of test images on which its top-1 must equal fp32's, else no deployment.")
 
 
 class EndpointConfig(_Section):
     mode: Literal["serverless", "realtime"] = Field("serverless", description='serverless (no idle cost) or realtime (instances, autoscaling).')
-    inference_framework_version: str = Field("2.6", pattern=r"^\d+\.\d+(\.\d+)?$", description='PyTorch inference container version.')
+    container: Literal["ray-serve", "torchserve"] = Field(
+        "ray-serve",
+        description="Serving container: 'ray-serve', AWS's Ray Serve container (patched), or 'torchserve', the "
+        "PyTorch inference image with TorchServe, opt-in only: AWS stopped patching it on 2026-06-30 (synth warns).",
+    )
+    inference_framework_version: str | None = Field(
+        None,
+        pattern=r"^\d+(\.\d+){0,2}$",
+        description="Version of the serving container in sagemaker-core's map: the Ray Serve container's "
+        "(1.2, 1.3, 1.4; none takes the newest, 1.4; 1 follows AWS's moving v1 tag), or with container "
+        "'torchserve' PyTorch's (none takes 2.6, the last TorchServe image).",
+    )
     memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(3072, description='Serverless memory.')
     max_concurrency: int = Field(5, ge=1, le=200, description='Serverless concurrent invocations.')
     instance_type: str = Field("ml.m5.large", pattern=_INSTANCE_TYPE, description='Real-time instance type.')
@@ -143,6 +173,12 @@ class EndpointConfig(_Section):
     max_capacity: int = Field(2, ge=1, le=100, description='Autoscaling upper bound (real-time).')
     target_invocations_per_instance: int = Field(100, ge=1, le=100000, description='Target tracking on SageMakerVariantInvocationsPerInstance (per minute).')
     data_capture_percent: int = Field(0, ge=0, le=100, description="0 turns data capture off.")
+    optimize: Literal[FORWARDS] = Field(
+        "none",
+        description="CPU forward the endpoint serves: 'int8' (ONNX Runtime, static int8 calibrated on the training split), "
+        "'graph' (ONNX Runtime, fp32) or 'none' (the PyTorch fp32 network). The retrain produces it; the gate compares it "
+        "with fp32 (docs/serving.md#optimized-forward).",
+    )
     top_k: int = Field(3, ge=1, le=1000, description='Labels returned per prediction (a request may ask for another k).')
 
     @model_validator(mode="after")
@@ -158,8 +194,11 @@ class ApiConfig(_Section):
     burst_limit: int = Field(20, ge=1, le=5000, description='Burst requests (usage plan / stage throttling).')
     quota_per_day: int = Field(10000, ge=1, description='Requests per day per API key (api_key auth).')
     cors_origins: tuple[str, ...] = Field((), description='Browser origins allowed by CORS; empty turns CORS off.')
-    reserved_concurrency: int | None = Field(
-        None, ge=1, le=1000, description="Reserved concurrency of the front-door Lambda; None shares the account pool."
+    reserved_concurrency: Annotated[int, Field(ge=1, le=1000)] | Literal["endpoint", "off"] = Field(
+        "endpoint",
+        description="Reserved concurrency of the front-door Lambda: 'endpoint' follows the endpoint's capacity "
+        "(serverless max_concurrency; real-time: instances x a per-instance figure, infra/api.py), a number sets it, 'off' shares the account's pool "
+        "(an account whose Lambda concurrency quota is under 100 + this cannot reserve any).",
     )
     max_body_bytes: int = Field(
         4_400_000,
@@ -167,6 +206,18 @@ class ApiConfig(_Section):
         le=4_400_000,
         description="Largest raw image accepted: Lambda's 6 MB sync payload holds about 4.4 MB after base64.",
     )
+
+
+class MonitoringConfig(_Section):
+    """What the front door records about the served model (docs/monitoring.md)."""
+
+    capture_percent: float = Field(0, ge=0, le=100, description="Share of successful predictions the front door writes to S3 (`monitoring/capture/`) for the drift report; 0 turns capture off.")
+    capture_images: bool = Field(False, description="Also store each captured image (base64) in its capture record; off, a record holds the prediction only.")
+    capture_max_bytes: int = Field(262_144, ge=4096, le=8_000_000, description="Largest capture record; an image that would exceed it is left out of the record (which says so).")
+    alarm_error_rate_percent: float = Field(5, gt=0, le=100, description="Alarm when the share of requests the front door answers with a 5xx exceeds this percentage over 3 of 3 five-minute periods.")
+    alarm_latency_p99_ms: int = Field(5000, ge=10, le=29000, description="Alarm when the front door's p99 latency exceeds this over 3 of 3 five-minute periods.")
+    alarm_min_confidence: float = Field(0.5, gt=0, le=1, description="Alarm when the mean top-1 confidence falls below this over 6 of 6 fifteen-minute periods (a sign of drift).")
+    retrain_on_alarm: bool = Field(False, description="Start the pipeline (a retrain on the configured dataset) when the confidence alarm goes off.")
 
 
 class Config(_Section):
@@ -177,7 +228,7 @@ class Config(_Section):
         "datasets/demo", pattern=r"^[A-Za-z0-9!_.*'()/-]+$", description="Key prefix with train/ valid/ test/."
     )
     kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$", description='Customer-managed KMS key for the bucket, job volumes and outputs; none uses SSE-S3.')
-    training_image: str | None = Field(None, description="Overrides the resolved training image URI.")
+    training_image: str | None = Field(None, description="Overrides the resolved training image URI (its Python must install training/requirements.txt).")
     inference_image: str | None = Field(None, description="Overrides the resolved inference image URI.")
     log_execution_data: bool = Field(
         True, description="Log state inputs and outputs (job names, metrics; never image data) with each execution."
@@ -188,6 +239,7 @@ class Config(_Section):
     gate: GateConfig = GateConfig()
     endpoint: EndpointConfig = EndpointConfig()
     api: ApiConfig = ApiConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @field_validator("dataset_prefix")
     @classmethod
@@ -196,6 +248,37 @@ class Config(_Section):
         if not v:
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _isolated_jobs_need_their_requirements_installed(self) -> "Config":
+        # The code arrives through the `code` channel, but the toolkit still runs `pip install -r
+        # requirements.txt`, which an isolated job can satisfy only from what the image holds.
+        if self.training.network_isolation and not self.training_image:
+            raise ValueError(
+                "training.network_isolation needs training_image: an image with training/requirements.txt and "
+                "training/requirements-no-deps.txt (smdebug) installed, since an isolated job cannot pip-install "
+                "them and the stock PyTorch image lacks them (docs/training.md#network-isolation)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_weights_file_fits_one_backbone(self) -> "Config":
+        if self.tuning.archs and self.training.pretrained == "channel":
+            raise ValueError("tuning.archs searches several backbones, but pretrained='channel' holds one backbone's "
+                             "weights: use pretrained 'imagenet' or 'none', or tune one arch")
+        return self
+
+    @model_validator(mode="after")
+    def _isolated_models_cannot_install_onnxruntime(self) -> "Config":
+        # The serving container pip-installs the optimized forward's runtime from code/requirements.txt at start.
+        isolated_model = self.training.network_isolation and self.endpoint.mode == "realtime"
+        if isolated_model and self.endpoint.optimize != "none" and not self.inference_image:
+            raise ValueError(
+                f"endpoint.optimize '{self.endpoint.optimize}' needs onnxruntime in the serving container, which a "
+                "network-isolated model cannot pip-install: use optimize 'none' or an inference_image that has it "
+                "(docs/serving.md#optimized-forward)"
+            )
+        return self
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ The endpoint name is left out: the stack names the deployed endpoint, the local 
 from __future__ import annotations
 
 from infra.config import Config
+from infra.layout import FRONTDOOR_CAPTURE_PREFIX
 
 #: Serverless endpoints take at most 4 MB per request (real-time: 6 MB, above the Lambda's own cap).
 SERVERLESS_MAX_PAYLOAD_BYTES = 4_000_000
@@ -27,4 +28,9 @@ def frontdoor_environment(cfg: Config) -> dict[str, str]:
         "POWERTOOLS_SERVICE_NAME": f"{cfg.name}-frontdoor",
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "CORS_ORIGINS": ",".join(cfg.api.cors_origins),
+        # Where the records go (the bucket, the key) is the stack's or the local engine's to add.
+        "CAPTURE_PERCENT": f"{cfg.monitoring.capture_percent:g}",
+        "CAPTURE_IMAGES": str(cfg.monitoring.capture_images).lower(),
+        "CAPTURE_MAX_BYTES": str(cfg.monitoring.capture_max_bytes),
+        "CAPTURE_PREFIX": FRONTDOOR_CAPTURE_PREFIX,
     }

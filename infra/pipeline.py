@@ -1,16 +1,15 @@
 """The training-to-deployment pipeline: the source bundle asset, the SageMaker and state-machine
-roles, the state machine (definition from infra/state_machine.py), its logs and tracing, and the
+roles, the state machine (definition from infra/state_machine/), its logs and tracing, and the
 failure alerts (EventBridge -> SNS)."""
 from __future__ import annotations
 
 import tempfile
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -18,13 +17,14 @@ from constructs import Construct
 
 from infra import roles
 from infra.config import Config
+from infra.images import end_of_patch_warnings
+from infra.log_groups import log_group, pipeline_log_group_name
 from infra.source_bundle import build_source_bundle
 from infra.state_machine import Deployment, build_definition
 from infra.storage import Storage
 
 #: Execution states whose change alerts the topic.
 ALERT_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
-LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 _IMAGE_FIELDS = ("TrainingImage", "Image", "RuleEvaluatorImage")
 
 
@@ -52,12 +52,14 @@ class Pipeline(Construct):
         )
         # Built once with a stand-in role to learn which images the jobs pull, then for real.
         images = image_uris(build_definition(cfg, self._deployment(stack, "arn:aws:iam::000000000000:role/x")))
+        for warning in end_of_patch_warnings(images, stack.region):
+            Annotations.of(self).add_warning_v2("imgclf:image-end-of-patch", warning)
         self.sagemaker_role = roles.sagemaker_execution_role(
             self, "SageMakerRole", cfg=cfg, storage=storage, source_bundle=self.source_bundle, image_uris=images
         )
         definition = build_definition(cfg, self._deployment(stack, self.sagemaker_role.role_arn))
         role = roles.state_machine_role(self, "StateMachineRole", cfg=cfg, sagemaker_role=self.sagemaker_role, key=storage.key)
-        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
+        logs = log_group(self, "Logs", name=pipeline_log_group_name(cfg.name), key=storage.key)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -65,7 +67,7 @@ class Pipeline(Construct):
             definition_body=sfn.DefinitionBody.from_string(stack.to_json_string(definition)),
             role=role,
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=cfg.log_execution_data),
+            logs=sfn.LogOptions(destination=logs, level=sfn.LogLevel.ALL, include_execution_data=cfg.log_execution_data),
             timeout=Duration.seconds(definition["TimeoutSeconds"]),
         )
         self.alerts = self._alerts(cfg)
@@ -75,7 +77,9 @@ class Pipeline(Construct):
             region=stack.region,
             role_arn=role_arn,
             bucket_name=self._storage.bucket.bucket_name,
-            source_bundle_uri=self.source_bundle.s3_object_url,
+            # s3_object_url's value, built so that the object's name stays concrete text: an isolated
+            # job's code channel puts the bundle in the container under that name.
+            source_bundle_uri=f"s3://{self.source_bundle.s3_bucket_name}/{self.source_bundle.s3_object_key}",
         )
 
     def _alerts(self, cfg: Config) -> sns.Topic:

@@ -18,6 +18,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra import endpoint_scaling
+from infra.acknowledge import acknowledge, arn, attribute
 from infra.config import Config
 from infra.layout import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
 from infra.storage import Storage
@@ -109,6 +110,7 @@ def sagemaker_execution_role(
             conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
         ),
     ]
+    statements += _pretrained_weights_statements(cfg, storage)
     if storage.key:
         statements += [
             _kms_statement(storage.key, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"),
@@ -116,7 +118,46 @@ def sagemaker_execution_role(
         ]
     for statement in statements:
         role.add_to_policy(statement)
+    _acknowledge_sagemaker_role(role, storage)
     return role
+
+
+def _pretrained_weights_statements(cfg: Config, storage: Storage) -> list[iam.PolicyStatement]:
+    """Read on exactly the configured weights object, which may lie in any bucket (the pipeline
+    bucket's name is made at deploy, so it cannot be told apart at synth; there the grant repeats
+    one the role has). The channel is an S3Prefix, which SageMaker lists first: the listing is
+    allowed with that one key as prefix."""
+    if cfg.training.pretrained != "channel" or not cfg.training.pretrained_s3_uri:
+        return []
+    bucket, key = cfg.training.pretrained_s3_uri.removeprefix("s3://").split("/", 1)
+    bucket_arn = Stack.of(storage).format_arn(service="s3", region="", account="", resource=bucket)
+    return [
+        iam.PolicyStatement(
+            sid="ListPretrainedWeights",
+            actions=["s3:ListBucket"],
+            resources=[bucket_arn],
+            conditions={"StringEquals": {"s3:prefix": key}},
+        ),
+        iam.PolicyStatement(sid="ReadPretrainedWeights", actions=["s3:GetObject"], resources=[f"{bucket_arn}/{key}"]),
+    ]
+
+
+def _acknowledge_sagemaker_role(role: iam.Role, storage: Storage) -> None:
+    bucket = attribute(storage.bucket, "Arn")
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{bucket}/*]",
+                "Jobs read their dataset channels from this one bucket; the dataset prefix is chosen per run "
+                "(execution input dataset_prefix), so reads cover this bucket's objects. Writes are limited to runs/ and capture/.")
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{bucket}/{OUTPUT_PREFIX}/*]",
+                "Jobs write model.tar.gz, managed Debugger output and per-job checkpoints under runs/<job name>/; "
+                "job names carry the run id, made at run time.")
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{bucket}/{DATA_CAPTURE_PREFIX}/*]",
+                "Endpoint data capture writes under capture/<endpoint>/<variant>/<date>/, keys chosen by SageMaker.")
+    acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+                "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; "
+                "PutMetricData is limited to the /aws/sagemaker/* namespaces by condition.")
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{arn(Stack.of(role), 'logs:log-group:', '/aws/sagemaker/*')}]",
+                "SageMaker names the job and endpoint log groups /aws/sagemaker/TrainingJobs, /aws/sagemaker/ProcessingJobs, "
+                "/aws/sagemaker/Endpoints/<name>; the role writes only there.")
 
 
 def state_machine_role(scope: Construct, construct_id: str, *, cfg: Config, sagemaker_role: iam.IRole, key: kms.IKey | None) -> iam.Role:
@@ -179,7 +220,30 @@ def state_machine_role(scope: Construct, construct_id: str, *, cfg: Config, sage
         statements += [_kms_statement(key, "kms:DescribeKey"), _kms_grant_statement(key)]
     for statement in statements:
         role.add_to_policy(statement)
+    _acknowledge_state_machine_role(role, cfg)
     return role
+
+
+def _acknowledge_state_machine_role(role: iam.Role, cfg: Config) -> None:
+    stack = Stack.of(role)
+    realtime = cfg.endpoint.mode == "realtime"
+    acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray tracing and CloudWatch Logs delivery actions of the state machine have no resource-level permissions; "
+                "sagemaker:ListTags on * is what the Step Functions developer guide grants for .sync SageMaker jobs"
+                + ("; Application Auto Scaling scalable-target ARNs carry a generated id, so those calls are limited "
+                   "by the sagemaker service-namespace condition." if realtime else "."))
+    for resource, what in (
+        ("hyper-parameter-tuning-job", "one tuning job per run"),
+        ("training-job", "the tuning trials (named by SageMaker after their tuning job) and the final retrain"),
+        ("model", "one model per run"),
+        ("endpoint-config", "one endpoint config per run (an endpoint update needs a new one)"),
+    ):
+        acknowledge(role, f"AwsSolutions-IAM5[Resource::{arn(stack, 'sagemaker:' + resource + '/', cfg.name + '-*')}]",
+                    f"Names are <{cfg.name}>-<run id>-..., the run id made at run time (8 hex digits): {what}.")
+    if realtime:
+        alarms = arn(stack, "cloudwatch:alarm:", f"TargetTracking-endpoint/{endpoint_name(cfg)}/*")
+        acknowledge(role, f"AwsSolutions-IAM5[Resource::{alarms}]",
+                    "Target tracking creates its alarms as TargetTracking-endpoint/<endpoint>/... with generated suffixes.")
 
 
 def _scaling_statements(stack: Stack, endpoint: str, endpoint_arn: str) -> list[iam.PolicyStatement]:

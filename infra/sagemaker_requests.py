@@ -15,16 +15,22 @@ from dataclasses import dataclass
 
 from infra import images
 from infra.config import Config
-from training import debugger_collections, metrics
+from infra.hyperparameters import encode as encode_hyperparameters
+from training import debugger_collections, metrics, rules
 
-#: The hyperparameters the tuner searches; every other one is static.
-TUNED_HYPERPARAMETERS = ("lr", "batch-size")
 #: The entry point inside the source bundle, relative to its root.
 PROGRAM = "training/train.py"
 #: Where SageMaker syncs /opt/ml/checkpoints (the trainer's default --checkpoint-dir).
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 #: Python logging level the toolkits use (20 = INFO).
-CONTAINER_LOG_LEVEL = "20"
+CONTAINER_LOG_LEVEL = 20
+#: The channel that carries the source bundle into a network-isolated job, which cannot download
+#: `sagemaker_submit_directory` itself; SageMaker puts an S3Prefix naming one object at
+#: <folder>/<object name> (the SageMaker SDK's CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH).
+CODE_CHANNEL = "code"
+CONTAINER_CHANNELS_DIR = "/opt/ml/input/data"
+#: The hyperparameter that makes the PyTorch container launch torchrun (the SDK's torch_distributed).
+TORCH_DISTRIBUTED = "sagemaker_torch_distributed_enabled"
 #: The one production variant of the endpoint.
 VARIANT_NAME = "AllTraffic"
 
@@ -80,27 +86,40 @@ def _pretrained_uri(cfg: Config, loc: JobLocations) -> str | None:
     return uri
 
 
+def _submit_directory(cfg: Config, loc: JobLocations) -> str:
+    """The bundle's S3 URI, which the toolkit downloads; for an isolated job, the file the code
+    channel puts in the container (named by the URI's last part, which must be concrete text)."""
+    if not cfg.training.network_isolation:
+        return loc.source_bundle_uri
+    name = loc.source_bundle_uri.rsplit("/", 1)[-1]
+    if not name or "${Token[" in name:
+        raise ValueError(f"the source bundle URI must end in a concrete object name, got {loc.source_bundle_uri!r}")
+    return _join(CONTAINER_CHANNELS_DIR, CODE_CHANNEL, name)
+
+
 def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
     """Every hyperparameter but the tuned ones, for the final retrain (debugger = the configured mode).
 
-    Values are strings: SageMaker passes strings, and the trainer parses them."""
+    Each value is JSON text, as the SageMaker SDK sends it (infra/hyperparameters.py): the toolkit
+    decodes every value once, so the rule overrides, JSON themselves, are encoded twice."""
     t = cfg.training
-    return {
-        "epochs": str(t.epochs),
-        "image-size": str(t.image_size),
+    return encode_hyperparameters({
+        "epochs": t.epochs,
+        "image-size": t.image_size,
         "arch": t.arch,
         "pretrained": t.pretrained,
         "unfreeze": t.unfreeze,
         "optimizer": t.optimizer,
         "debugger": cfg.debugger.mode,
-        "save-interval": str(cfg.debugger.save_interval),
-        "profile-steps": str(cfg.debugger.profile_steps),
+        "save-interval": cfg.debugger.save_interval,
+        "profile-steps": cfg.debugger.profile_steps,
+        "optimize": cfg.endpoint.optimize,
         **({"rule-params": json.dumps(cfg.debugger.rule_parameters, sort_keys=True)} if cfg.debugger.rule_parameters else {}),
         "sagemaker_program": PROGRAM,
-        "sagemaker_submit_directory": loc.source_bundle_uri,
+        "sagemaker_submit_directory": _submit_directory(cfg, loc),
         "sagemaker_region": loc.region,
         "sagemaker_container_log_level": CONTAINER_LOG_LEVEL,
-    }
+    })
 
 
 def _channel(name: str, uri: str) -> dict:
@@ -118,6 +137,8 @@ def _input_channels(cfg: Config, loc: JobLocations) -> list[dict]:
     pretrained = _pretrained_uri(cfg, loc)
     if pretrained:
         channels.append(_channel("pretrained", pretrained))
+    if cfg.training.network_isolation:
+        channels.append(_channel(CODE_CHANNEL, loc.source_bundle_uri))
     return channels
 
 
@@ -137,7 +158,8 @@ def _supports_volume_kms(instance_type: str) -> bool:
 
 
 def _resource_config(cfg: Config, instance_type: str) -> dict:
-    resources = {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": cfg.training.volume_size_gb}
+    resources = {"InstanceType": instance_type, "InstanceCount": cfg.training.instance_count,
+                 "VolumeSizeInGB": cfg.training.volume_size_gb}
     if cfg.kms_key_arn and _supports_volume_kms(instance_type):
         resources["VolumeKmsKeyId"] = cfg.kms_key_arn
     return resources
@@ -155,7 +177,7 @@ def _job_definition(cfg: Config, loc: JobLocations, instance_type: str) -> dict:
     return {
         "AlgorithmSpecification": {
             "TrainingImage": images.training_image(cfg, loc.region, instance_type),
-            "TrainingInputMode": "File",
+            "TrainingInputMode": cfg.training.input_mode,
             "MetricDefinitions": metrics.metric_definitions(),
         },
         "RoleArn": loc.role_arn,
@@ -169,6 +191,21 @@ def _job_definition(cfg: Config, loc: JobLocations, instance_type: str) -> dict:
     }
 
 
+def _is_gpu_instance(instance_type: str) -> bool:
+    """p* and g* families, as the SageMaker SDK tells GPU instances apart (fw_utils._is_gpu_instance)."""
+    return instance_type.split(".")[1].startswith(("p", "g"))
+
+
+def distribution_hyperparameters(cfg: Config, instance_type: str) -> dict[str, str]:
+    """What the SageMaker SDK sends for `distribution={"torch_distributed": {"enabled": True}}`: the
+    PyTorch container then starts train.py through torchrun (sagemaker-training's
+    TorchDistributedRunner), one process per GPU on every instance. On for GPU instances and for
+    more than one instance; one CPU instance runs one plain process, as without it."""
+    if cfg.training.instance_count == 1 and not _is_gpu_instance(instance_type):
+        return {}
+    return encode_hyperparameters({TORCH_DISTRIBUTED: True, "sagemaker_instance_type": instance_type})
+
+
 def _parameter_ranges(cfg: Config) -> dict:
     return {
         "ContinuousParameterRanges": [
@@ -179,18 +216,23 @@ def _parameter_ranges(cfg: Config) -> dict:
                 "ScalingType": "Logarithmic",
             }
         ],
-        "CategoricalParameterRanges": [{"Name": "batch-size", "Values": [str(b) for b in cfg.tuning.batch_sizes]}],
+        "CategoricalParameterRanges": [
+            {"Name": "batch-size", "Values": [str(b) for b in cfg.tuning.batch_sizes]},
+            *([{"Name": "arch", "Values": list(cfg.tuning.archs)}] if cfg.tuning.archs else []),
+        ],
     }
 
 
 def tuning_job_request(cfg: Config, loc: JobLocations, job_name: str) -> dict:
-    """CreateHyperParameterTuningJob: lr (log scale) x batch size, minimising the objective metric.
+    """CreateHyperParameterTuningJob: lr (log scale) x batch size (x backbone with tuning.archs),
+    minimising the objective metric.
 
     Trials carry no debugger config (the tuning API has no debugger fields; debugger=off) and no
     CheckpointConfig: SageMaker syncs checkpoints to exactly the given URI, which all trials would
     share, so a resumed trial could load another trial's weights. A spot-interrupted trial restarts."""
     _check_name("tuning job", job_name, _TUNING_JOB_NAME, 32)
     tuning = cfg.tuning
+    ranges = _parameter_ranges(cfg)
     job_config = {
         "Strategy": tuning.strategy,
         "HyperParameterTuningJobObjective": {"Type": metrics.OBJECTIVE_TYPE, "MetricName": metrics.OBJECTIVE_METRIC},
@@ -198,15 +240,19 @@ def tuning_job_request(cfg: Config, loc: JobLocations, job_name: str) -> dict:
             "MaxNumberOfTrainingJobs": tuning.max_jobs,
             "MaxParallelTrainingJobs": tuning.max_parallel_jobs,
         },
-        "ParameterRanges": _parameter_ranges(cfg),
+        "ParameterRanges": ranges,
         "TrainingJobEarlyStoppingType": tuning.early_stopping,
     }
     if tuning.strategy == "Hyperband":
         job_config["StrategyConfig"] = {
             "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": cfg.training.epochs}
         }
+    tuned = {r["Name"] for kind in ranges.values() for r in kind}
+    # A tuned name must not also be static; trials produce no optimized forward (only the retrain serves).
+    static = {k: v for k, v in static_hyperparameters(cfg, loc).items() if k not in tuned}
     definition = {
-        "StaticHyperParameters": {**static_hyperparameters(cfg, loc), "debugger": "off"},
+        "StaticHyperParameters": {**static, **encode_hyperparameters({"debugger": "off", "optimize": "none"}),
+                                  **distribution_hyperparameters(cfg, cfg.training.tuning_instance_type)},
         **_job_definition(cfg, loc, cfg.training.tuning_instance_type),
     }
     return {
@@ -222,7 +268,7 @@ def _rule_configurations(cfg: Config, image: str) -> list[dict]:
         {
             "RuleConfigurationName": rule,
             "RuleEvaluatorImage": image,
-            "RuleParameters": debugger_collections.managed_rule_parameters(
+            "RuleParameters": rules.managed_rule_parameters(
                 rule, cfg.debugger.rule_parameters.get(rule)
             ),
         }
@@ -233,8 +279,9 @@ def _rule_configurations(cfg: Config, image: str) -> list[dict]:
 def _managed_debugger(cfg: Config, loc: JobLocations) -> dict:
     """DebugHookConfig + DebugRuleConfigurations + ProfilerConfig + ProfilerRuleConfigurations.
 
-    Collections and rule parameters come from training/debugger_collections.py, which the portable
-    hook and rules use too; the ProfilerReport rule's parameters come from smdebug_rulesconfig."""
+    Collections come from training/debugger_collections.py and rule parameters from
+    training/rules.py, which the portable hook and rules use too; the ProfilerReport rule's
+    parameters come from smdebug_rulesconfig."""
     import smdebug_rulesconfig
 
     image = images.rule_evaluator_image(loc.region)
@@ -261,7 +308,8 @@ def _managed_debugger(cfg: Config, loc: JobLocations) -> dict:
 
 
 def training_job_request(cfg: Config, loc: JobLocations, job_name: str, hyperparameters: dict[str, str]) -> dict:
-    """CreateTrainingJob for the final retrain with `hyperparameters` (usually static + tuned).
+    """CreateTrainingJob for the final retrain with `hyperparameters`: the tuned values as
+    TunedHyperParameters gives them (plain text, which the toolkit decodes like JSON).
 
     The static hyperparameters are merged underneath, and `debugger` always follows
     cfg.debugger.mode so that the hyperparameter and the Debug* fields cannot disagree."""
@@ -271,7 +319,10 @@ def training_job_request(cfg: Config, loc: JobLocations, job_name: str, hyperpar
         raise ValueError(f"hyperparameter names and values must be strings (SageMaker passes strings): {bad!r}")
     request = {
         "TrainingJobName": job_name,
-        "HyperParameters": {**static_hyperparameters(cfg, loc), **hyperparameters, "debugger": cfg.debugger.mode},
+        "HyperParameters": {
+            **static_hyperparameters(cfg, loc), **hyperparameters, **encode_hyperparameters({"debugger": cfg.debugger.mode}),
+            **distribution_hyperparameters(cfg, cfg.training.instance_type),
+        },
         **_job_definition(cfg, loc, cfg.training.instance_type),
         "CheckpointConfig": {"S3Uri": checkpoint_uri(loc, job_name), "LocalPath": CHECKPOINT_LOCAL_PATH},
     }
@@ -281,17 +332,20 @@ def training_job_request(cfg: Config, loc: JobLocations, job_name: str, hyperpar
 
 
 def model_request(cfg: Config, loc: JobLocations, model_name: str, model_data_url: str) -> dict:
-    """CreateModel: the PyTorch inference image running model.tar.gz's code/inference.py."""
+    """CreateModel: the serving container on model.tar.gz, whose handlers read TOP_K. The Ray Serve
+    container runs its config.yaml and deployment.py; the TorchServe one its code/inference.py
+    through the inference toolkit, which the SAGEMAKER_PROGRAM settings configure."""
     _check_name("model", model_name, _MODEL_NAME, 63)
-    environment = {
-        "SAGEMAKER_PROGRAM": "inference.py",
-        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": CONTAINER_LOG_LEVEL,
-        "SAGEMAKER_REGION": loc.region,
-        "TOP_K": str(cfg.endpoint.top_k),
-    }
+    environment = {"SAGEMAKER_REGION": loc.region, "TOP_K": str(cfg.endpoint.top_k)}
+    if cfg.endpoint.container == "torchserve":
+        environment.update({
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": str(CONTAINER_LOG_LEVEL),
+        })
     if cfg.endpoint.mode == "serverless":
-        # One worker per serverless instance: memory is small and concurrency scales instances.
+        # One worker (TorchServe) or replica (Ray Serve, imgclf_serving/deployment.py) per serverless
+        # instance: memory is small and concurrency scales instances.
         environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = "1"
     return {
         "ModelName": model_name,

@@ -2,7 +2,9 @@
 
 The SageMaker training toolkit downloads that S3 object and opens it with tarfile (`r:gz`), so it
 must be a gzipped tar, not the zip CDK makes of a directory asset; it then pip-installs the root
-`requirements.txt`. The archive is byte-for-byte deterministic (sorted entries, mtime 0, owner 0,
+`requirements.txt` (a copy of training/requirements.txt). smdebug, which pip cannot install with its
+own pins, comes from training/requirements-no-deps.txt, which the trainer installs with --no-deps
+(training/smdebug_runtime.py). The archive is byte-for-byte deterministic (sorted entries, mtime 0, owner 0,
 fixed modes, gzip header without a timestamp), so the CDK asset hash changes only when the code does.
 """
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_NAME = "source.tar.gz"
 #: Packages shipped to the training container: top-level modules only (imgclf_serving/frontdoor is the Lambda's),
-#: and each package's requirements.txt (the trainer copies serving's into the model's code/).
+#: and each package's requirements files (the trainer copies serving's into the model's code/).
 PACKAGES = ("training", "imgclf_serving")
-PACKAGE_FILES = ("*.py", "requirements.txt")
+PACKAGE_FILES = ("*.py", "requirements*.txt")
+#: What a job cannot start without: the toolkit's requirements and the trainer's --no-deps list.
+REQUIRED = ("training/requirements.txt", "training/requirements-no-deps.txt")
 
 
 def bundle_members(root: Path = REPO_ROOT) -> dict[str, Path]:
@@ -28,10 +32,10 @@ def bundle_members(root: Path = REPO_ROOT) -> dict[str, Path]:
         for pattern in PACKAGE_FILES
         for module in sorted((root / package).glob(pattern))
     }
-    requirements = root / "training" / "requirements.txt"
-    if not requirements.is_file():
-        raise FileNotFoundError(f"the source bundle needs {requirements}")
-    members["requirements.txt"] = requirements
+    for name in REQUIRED:
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"the source bundle needs {root / name}")
+    members["requirements.txt"] = root / "training" / "requirements.txt"
     return dict(sorted(members.items()))
 
 

@@ -1,14 +1,18 @@
-"""The one stack: storage, the pipeline (state machine + roles + alerts) and the front door."""
+"""The one stack: storage, the pipeline (state machine + roles + alerts), the front door and its monitoring.
+
+Each construct acknowledges its own cdk-nag findings beside the resource they concern
+(infra/acknowledge.py); app.py adds the checks.
+"""
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
-from infra import nag
 from infra.api import FrontDoor
 from infra.config import Config
 from infra.pipeline import Pipeline
 from infra.layout import endpoint_name
+from infra.monitoring import Monitoring
 from infra.storage import Storage
 
 
@@ -27,9 +31,12 @@ class ImgclfStack(Stack):
         self.cfg = cfg
         self.storage = Storage(self, "Storage", cfg=cfg)
         self.pipeline = Pipeline(self, "Pipeline", cfg=cfg, storage=self.storage)
-        self.front_door = FrontDoor(self, "FrontDoor", cfg=cfg)
+        self.front_door = FrontDoor(self, "FrontDoor", cfg=cfg, key=self.storage.key, bucket=self.storage.bucket)
+        self.monitoring = Monitoring(
+            self, "Monitoring", cfg=cfg, alerts=self.pipeline.alerts,
+            alerts_key=self.pipeline.node.find_child("AlertsKey"), state_machine=self.pipeline.state_machine,
+        )
         self._outputs()
-        nag.acknowledge(self)
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.front_door.api.url_for_path("/predict"), description="POST images here")
@@ -37,6 +44,7 @@ class ImgclfStack(Stack):
         CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "EndpointName", value=endpoint_name(self.cfg))
         CfnOutput(self, "AlertsTopicArn", value=self.pipeline.alerts.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         if self.front_door.api_key:
             CfnOutput(
                 self,

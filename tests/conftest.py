@@ -1,6 +1,7 @@
 """Fixtures shared by every test package."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,24 @@ def demo_splits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_demo_dataset(root / "images", per_class=DEMO_PER_CLASS, image_size=DEMO_IMAGE_SIZE, seed=0)
     prepare(root / "images", root / "splits", valid_fraction=0.1, test_fraction=0.1, seed=0)
     return root / "splits"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained 32 px ResNet-50 model dir over tests/serving/model_dirs.py's CLASSES, written by
+    the trainer's own writer: what model.tar.gz holds."""
+    sys.path.insert(0, str(Path(__file__).parent / "serving"))
+    from model_dirs import build_model_dir
+
+    return build_model_dir(tmp_path_factory.mktemp("model") / "model", image_size=32)
+
+
+@pytest.fixture(scope="session")
+def model_container(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`model_dir` served by Ray Serve as AWS's Ray Serve container runs it
+    (imgclf/local/ray_container.py). Started once per session and shared: Ray takes a minute or
+    more to start on 2 cores."""
+    from imgclf.local.ray_container import RayServeContainer
+
+    with RayServeContainer(model_dir, {}, tmp_path_factory.mktemp("container") / "container.log") as container:
+        yield container

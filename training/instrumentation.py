@@ -22,11 +22,11 @@ from torch import nn
 
 from training.debugger_collections import DEFAULT_SAVE_INTERVAL
 from training.metrics import format_metric_line, rule_metric_name
+from training.output_files import DEBUGGER_REPORT
 
 MODES = ("portable", "managed", "off")
 #: The trial's folder inside the checkpoint dir.
 TRIAL_DIR = "debug-tensors"
-DEBUGGER_REPORT = "debugger-report.json"
 
 
 class Instrumentation:
@@ -53,6 +53,7 @@ class Instrumentation:
             validate_rule_params(self.rule_params)
         self.hook = None
         self.profiler = None
+        self._profile: dict | None = None
         self._attached: tuple[nn.Module, nn.Module] | None = None
         #: Where the hook writes tensors: `own_trial_dir`, or a managed config's (None until attached,
         #: or when off).
@@ -64,6 +65,9 @@ class Instrumentation:
         its steps; otherwise an old trial in `trial_dir` is deleted."""
         if self.mode == "off":
             return
+        from training.smdebug_runtime import ensure_smdebug
+
+        ensure_smdebug()
         from training import debug_hook
         from training.profiling import StepProfiler
 
@@ -92,23 +96,31 @@ class Instrumentation:
         if self.profiler is not None:
             self.profiler.step(data_seconds, compute_seconds)
 
-    def finish(self, history: list[dict]) -> dict[str, int]:
-        """After training: evaluate the rules, write the reports, print `rule_<Name>=0|1` lines.
-        Returns {rule name: 1 if issues found else 0}, only for rules that reached a verdict
-        ({} when rules are not evaluated here). A rule without a verdict prints no metric line,
-        so a gate reading the metrics sees it missing, never passed. Afterwards the model is no
-        longer recorded (a test-split evaluation must not join the judged trial)."""
+    def stop_recording(self) -> None:
+        """End of training: the hook is closed and detached, so that a test-split evaluation does
+        not join the judged trial, and the profiler writes its summary."""
         if self.hook is None:
-            return {}
+            return
         from training.debug_hook import detach
 
-        profile = self.profiler.finish()
+        self._profile = self.profiler.finish()
         self.hook.close()
         detach(self.hook, *self._attached)
         self.hook, self.profiler = None, None
+
+    def finish(self, history: list[dict]) -> dict[str, int]:
+        """After training: evaluate the rules, write the reports, print `rule_<Name>=0|1` lines
+        (stopping the recording first if that has not happened yet).
+        Returns {rule name: 1 if issues found else 0}, only for rules that reached a verdict
+        ({} when rules are not evaluated here). A rule without a verdict prints no metric line,
+        so a gate reading the metrics sees it missing, never passed."""
+        self.stop_recording()
+        if self.trial_dir is None:
+            return {}
+        profile = self._profile
         results = []
         if self.mode == "portable":
-            from training.rules import evaluate_rules
+            from training.portable_rules import evaluate_rules
 
             results = [r.to_dict() for r in evaluate_rules(self.trial_dir, self.rule_params)]
             self._write_debugger_report(results)

@@ -15,6 +15,9 @@ _NUMBER = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))"
 EPOCH_METRICS = ("train_loss", "train_acc", "valid_loss", "valid_acc")
 #: Metrics printed once after training, on the test channel.
 FINAL_METRICS = ("test_loss", "test_acc")
+#: Printed after those when the job produced an optimized forward (training/optimize.py): its test
+#: top-1, fp32's minus its (both on the CPU), and the share of test images where both agree on top-1.
+OPTIMIZED_METRICS = ("optimized_test_acc", "optimized_acc_drop", "optimized_agreement")
 #: Debugger rules evaluated in portable mode; each prints `rule_<Name>=0|1` (1 = issue found).
 RULE_NAMES = (
     "VanishingGradient",
@@ -34,7 +37,7 @@ def rule_metric_name(rule: str) -> str:
 
 
 def all_metric_names() -> tuple[str, ...]:
-    return (*EPOCH_METRICS, *FINAL_METRICS, *(rule_metric_name(r) for r in RULE_NAMES))
+    return (*EPOCH_METRICS, *FINAL_METRICS, *OPTIMIZED_METRICS, *(rule_metric_name(r) for r in RULE_NAMES))
 
 
 def metric_regex(name: str) -> str:

@@ -1,9 +1,10 @@
 """The network to fine-tune: serving's architecture, starting weights, and which part trains.
 
-Weights come from one of four places (`--pretrained`): `imagenet` downloads torchvision's
-DEFAULT weights (cloud jobs with internet only), `channel` reads the single `.pth` state_dict in
-the `pretrained` input channel (network-isolated jobs), a path reads that file, `none` starts
-from random weights (tests, offline demo). The classifier head is always new.
+The backbone is any of imgclf_serving/backbones.py's table. Weights come from one of four places
+(`--pretrained`): `imagenet` downloads torchvision's DEFAULT weights for the backbone (cloud jobs
+with internet only), `channel` reads the single `.pth` state_dict in the `pretrained` input channel
+(network-isolated jobs), a path reads that file, `none` starts from random weights (tests, offline
+demo). The head (the backbone's final Linear) is always new.
 """
 from __future__ import annotations
 
@@ -16,11 +17,8 @@ from torch import nn
 from torchvision import models
 
 from imgclf_serving.architecture import build_classifier
+from imgclf_serving.backbones import backbone, trainable_prefixes, within
 from training.errors import TrainerError
-
-HEAD = "fc"
-#: Parameter-name prefixes that train for each `--unfreeze` choice; everything else is frozen.
-TRAINABLE = {"head": (HEAD,), "layer4": ("layer4", HEAD), "all": ("",)}
 
 
 def _channel_weights_file(channel_dir: str | None) -> Path:
@@ -58,19 +56,20 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
                            f"({reason.splitlines()[0]}): use --pretrained channel, a .pth path or none") from None
 
 
-def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_backbone_weights(model: nn.Module, arch: str, state: dict[str, torch.Tensor], source: str) -> None:
     """Load everything but the head; any other missing or mismatched tensor is an error."""
     own = model.state_dict()
-    backbone = {k: v for k, v in state.items() if not k.startswith(HEAD + ".")}
-    mismatched = [k for k, v in backbone.items() if k in own and own[k].shape != v.shape]
-    unexpected = [k for k in backbone if k not in own]
-    missing = [k for k in own if k not in backbone and not k.startswith(HEAD + ".")]
+    head = (backbone(arch).head,)
+    weights = {k: v for k, v in state.items() if not within(k, head)}
+    mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+    unexpected = [k for k in weights if k not in own]
+    missing = [k for k in own if k not in weights and not within(k, head)]
     if mismatched or unexpected or missing:
         examples = (mismatched or unexpected or missing)[:3]
         raise TrainerError(f"pretrained weights {source} do not fit this architecture "
                            f"({len(mismatched)} tensors of another shape, {len(unexpected)} unknown, "
                            f"{len(missing)} missing; e.g. {examples})")
-    model.load_state_dict(backbone, strict=False)
+    model.load_state_dict(weights, strict=False)
 
 
 def build_model(arch: str, num_classes: int, pretrained: str, unfreeze: str) -> nn.Module:
@@ -80,25 +79,26 @@ def build_model(arch: str, num_classes: int, pretrained: str, unfreeze: str) -> 
     except ValueError as err:
         raise TrainerError(str(err)) from None
     if pretrained == "imagenet":
-        load_backbone_weights(model, _imagenet_state_dict(arch), f"torchvision {arch}")
+        load_backbone_weights(model, arch, _imagenet_state_dict(arch), f"torchvision {arch}")
     elif pretrained != "none":
         path = _channel_weights_file(os.environ.get("SM_CHANNEL_PRETRAINED")) if pretrained == "channel" \
             else Path(pretrained)
-        load_backbone_weights(model, _read_state_dict(path), str(path))
+        load_backbone_weights(model, arch, _read_state_dict(path), str(path))
     elif unfreeze != "all":
         print(f"warning: --pretrained none with --unfreeze {unfreeze} trains a head on random features",
               file=sys.stderr, flush=True)
-    prefixes = TRAINABLE[unfreeze]
+    prefixes = trainable_prefixes(arch, unfreeze)
     for name, param in model.named_parameters():
-        param.requires_grad = name.startswith(prefixes)
+        param.requires_grad = within(name, prefixes)
     return model
 
 
-def train_mode(model: nn.Module, unfreeze: str) -> None:
-    """model.train(), except that BatchNorm layers of the frozen part keep their running
-    statistics: a frozen backbone must compute the same features in every epoch."""
+def train_mode(model: nn.Module) -> None:
+    """model.train(), except that every module whose parameters are all frozen stays in eval mode:
+    its BatchNorm keeps its running statistics and its dropout and stochastic depth stay off, so
+    a frozen backbone computes the same features in every epoch."""
     model.train()
-    prefixes = TRAINABLE[unfreeze]
-    for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith(prefixes):
+    for module in model.modules():
+        parameters = list(module.parameters())
+        if parameters and not any(p.requires_grad for p in parameters):
             module.eval()

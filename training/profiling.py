@@ -18,13 +18,12 @@ import psutil
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
+from training.output_files import PROFILER_SUMMARY_JSON, PROFILER_SUMMARY_MD, PROFILER_TRACE_DIR
+
 #: Steps skipped, then warmed up, before the active window (the first steps pay one-off costs).
 WAIT_STEPS = 1
 WARMUP_STEPS = 1
 TOP_OPS = 15
-SUMMARY_JSON = "profiler-summary.json"
-SUMMARY_MD = "profiler-summary.md"
-TRACE_DIR = Path("profiler") / "tensorboard"
 #: Least time between utilisation samples: CPU times tick every 10 ms, so one short step alone
 #: would read as 0% or far over 100%; over a second the error is about 1%.
 SAMPLE_SECONDS = 1.0
@@ -95,7 +94,7 @@ class StepProfiler:
             self._prof = profile(
                 activities=activities,
                 schedule=schedule(wait=wait, warmup=warmup, active=active_steps, repeat=1),
-                on_trace_ready=tensorboard_trace_handler(str(self.output_dir / TRACE_DIR)),
+                on_trace_ready=tensorboard_trace_handler(str(self.output_dir / PROFILER_TRACE_DIR)),
             )
             self._prof.start()
 
@@ -117,15 +116,15 @@ class StepProfiler:
             "steps": len(self.timings),
             "window": self.window,
             "profiled_steps": self.profiled_steps,
-            "trace_dir": str(TRACE_DIR) if self.profiled_steps else None,
+            "trace_dir": str(PROFILER_TRACE_DIR) if self.profiled_steps else None,
             **timing_summary(self.timings),
             "peak_memory": self._peak_memory(),
             "utilisation": self.utilisation.summary(),
             "top_ops": ops,
         }
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
-        (self.output_dir / SUMMARY_MD).write_text(summary_markdown(summary))
+        (self.output_dir / PROFILER_SUMMARY_JSON).write_text(json.dumps(summary, indent=2))
+        (self.output_dir / PROFILER_SUMMARY_MD).write_text(summary_markdown(summary))
         return summary
 
     @property

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `training` and `serving` importable
@@ -25,16 +26,21 @@ if __package__ in (None, ""):  # run as a script: make `training` and `serving` 
 import torch
 from torch import nn
 
-from imgclf_serving.architecture import ARCHITECTURES
+from imgclf_serving.backbones import ARCHITECTURES, DEFAULT_ARCH, UNFREEZE
+from imgclf_serving.optimized_forward import FORWARDS
 from imgclf_serving.preprocess import eval_transform
 from training.checkpoint import StopFlag, load_latest, save_checkpoint
-from training.debugger_collections import DEFAULT_SAVE_INTERVAL, rule_parameters
+from training.debugger_collections import DEFAULT_SAVE_INTERVAL
+from training import distributed, optimize
 from training.data import load_splits, make_loader, train_transform
+from training.distributed import Distributed
 from training.errors import TrainerError
 from training.instrumentation import TRIAL_DIR, Instrumentation
 from training.metrics import format_epoch_line, format_metric_line
-from training.model import TRAINABLE, build_model, train_mode
+from training.model import build_model, train_mode
 from training.model_dir import write_model_dir
+from training.monitoring_baseline import write_baseline
+from training.rules import rule_parameters
 
 #: Launcher arguments that are not ours (SageMaker's own, tuning's objective): ignored.
 IGNORED_PREFIXES = ("_", "sagemaker_")
@@ -84,6 +90,12 @@ def _env_path(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def _default_workers() -> int:
+    """min(8, CPUs per process): torchrun starts LOCAL_WORLD_SIZE processes on each host."""
+    per_process = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(8, per_process))
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
     paths = p.add_argument_group("paths (default from the SageMaker environment)")
@@ -102,13 +114,17 @@ def get_args_parser() -> argparse.ArgumentParser:
                     help="sgd (momentum 0.9) fine-tunes pretrained weights; adamw trains from scratch faster")
     hp.add_argument("--batch-size", type=_int_at_least(1), default=32)
     hp.add_argument("--image-size", type=_int_at_least(16), default=224)
-    hp.add_argument("--arch", choices=ARCHITECTURES, default="resnet50")
+    hp.add_argument("--arch", choices=ARCHITECTURES, default=DEFAULT_ARCH)
     hp.add_argument("--pretrained", default="imagenet",
                     help="imagenet (download) | channel (SM_CHANNEL_PRETRAINED) | none | a .pth path")
-    hp.add_argument("--unfreeze", choices=tuple(TRAINABLE), default="layer4")
-    hp.add_argument("--num-workers", type=_int_at_least(0), default=min(8, os.cpu_count() or 1))
+    hp.add_argument("--unfreeze", choices=UNFREEZE, default="last",
+                    help="what trains: the head, the last stage and the classifier, or all")
+    hp.add_argument("--num-workers", type=_int_at_least(0), default=_default_workers(),
+                    help="DataLoader workers per process (default: the CPUs shared by this host's processes, at most 8)")
     hp.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="auto: on with a GPU")
     hp.add_argument("--seed", type=int, default=0)
+    hp.add_argument("--optimize", choices=FORWARDS, default="none",
+                    help="the CPU forward to produce for serving after training (training/optimize.py)")
     dbg = p.add_argument_group("debugging and profiling (training/instrumentation.py)")
     dbg.add_argument("--debugger", choices=("portable", "managed", "off"), default="portable")
     dbg.add_argument("--save-interval", type=_int_at_least(1), default=DEFAULT_SAVE_INTERVAL)
@@ -190,55 +206,85 @@ def train_step(model, loss_fn, optimizer, scaler, amp_dtype, images, targets):
     return outputs, loss
 
 
-def train_one_epoch(model, loss_fn, optimizer, loader, device, scaler, amp_dtype, unfreeze,
-                    instrumentation, stop: StopFlag, epoch: int, resume_at: dict | None = None,
+@dataclass
+class TrainingContext:
+    """What every training and evaluation step needs, set up once by run_job (torchvision's
+    reference passes these one by one, and `args`)."""
+
+    model: nn.Module  # the DistributedDataParallel wrapper under torchrun, else the network itself
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    instrumentation: Instrumentation
+    stop: StopFlag
+    dist: Distributed
+
+    @property
+    def network(self) -> nn.Module:
+        """The network itself: what is evaluated, checkpointed and written to the model dir."""
+        return self.model.module if self.dist.enabled else self.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+
+def train_one_epoch(ctx: TrainingContext, loader, epoch: int, resume_at: dict | None = None,
                     print_every: int = 20):
-    """One pass over `loader` (an EpochSampler's); returns (progress, finished): progress holds the
-    steps done and the running loss/accuracy sums, finished is False when a stop was requested
-    (the step in progress is completed first). `resume_at` (a stopped epoch's progress) starts
-    after the steps already trained: the sampler's batches depend only on (seed, epoch), so the
-    rest of the epoch gets the batches an uninterrupted run got, and ends with its weights."""
-    train_mode(model, unfreeze)
-    instrumentation.set_mode("train")
+    """One pass over `loader` (an EpochBatches'); returns (progress, finished): progress holds the
+    global steps done and the running loss/accuracy sums of all ranks, finished is False when a
+    stop was requested on any rank (the step in progress is completed first, on every rank).
+    `resume_at` (a stopped epoch's progress) starts after the steps already trained: the batches
+    depend only on (seed, epoch), so the rest of the epoch gets the batches an uninterrupted run
+    got, and ends with its weights."""
+    train_mode(ctx.network)
+    ctx.instrumentation.set_mode("train")
     progress = dict(resume_at or {"step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0})
-    loader.sampler.set_epoch(epoch, start=progress["step"] * loader.batch_size)
+    loader.batch_sampler.set_epoch(epoch, start_step=progress["step"])
     steps = progress["step"] + len(loader)
     tick = time.perf_counter()
     for step, (images, targets) in enumerate(loader, progress["step"] + 1):
-        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
-        targets = targets.to(device, non_blocking=True)
+        images = images.to(ctx.device, non_blocking=True, memory_format=memory_format(ctx.device))
+        targets = targets.to(ctx.device, non_blocking=True)
         started = time.perf_counter()
-        outputs, loss = train_step(model, loss_fn, optimizer, scaler, amp_dtype, images, targets)
+        outputs, loss = train_step(ctx.model, ctx.loss_fn, ctx.optimizer, ctx.scaler, ctx.amp_dtype, images, targets)
         batch_loss = loss.item()  # synchronises, so compute time below is real on a GPU
         done = time.perf_counter()
-        instrumentation.record_step(started - tick, done - started)
+        ctx.instrumentation.record_step(started - tick, done - started)
+        # One small collective per step: the accuracy counts, and whether any rank got SIGTERM.
+        correct, seen, stop = ctx.dist.all_sum([(outputs.argmax(1) == targets).sum().item(), len(targets),
+                                                float(ctx.stop.requested)])
         progress["step"] = step
-        progress["loss_sum"] += batch_loss * len(targets)
-        progress["correct"] += (outputs.argmax(1) == targets).sum().item()
-        progress["seen"] += len(targets)
-        if step % print_every == 0 or step == steps:
+        progress["loss_sum"] += batch_loss * seen  # the loss is the global batch's mean
+        progress["correct"] += int(correct)
+        progress["seen"] += int(seen)
+        if ctx.dist.is_main and (step % print_every == 0 or step == steps):
             print(f"[train] epoch {epoch} step {step}/{steps} loss {batch_loss:.4f}", flush=True)
-        if stop.requested:
+        if stop:
             return progress, False
         tick = time.perf_counter()
     return progress, True
 
 
 @torch.no_grad()
-def evaluate(model, loss_fn, loader, device, amp_dtype, instrumentation):
-    """(mean loss, accuracy) over `loader`, in eval mode."""
-    model.eval()
-    instrumentation.set_mode("eval")
+def evaluate(ctx: TrainingContext, loader):
+    """(mean loss, accuracy) over `loader` (a SplitBatches'), in eval mode, with rank 0's model."""
+    network = ctx.network
+    ctx.dist.share_buffers(network)
+    network.eval()
+    ctx.instrumentation.set_mode("eval")
     total_loss, correct, seen = 0.0, 0, 0
     for images, targets in loader:
-        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
-        targets = targets.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            outputs = model(images)
-            loss = loss_fn(outputs, targets)
-        total_loss += loss.item() * len(targets)
-        correct += (outputs.argmax(1) == targets).sum().item()
-        seen += len(targets)
+        images = images.to(ctx.device, non_blocking=True, memory_format=memory_format(ctx.device))
+        targets = targets.to(ctx.device, non_blocking=True)
+        with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
+            outputs = network(images)
+            loss = ctx.loss_fn(outputs, targets)
+        step_correct, step_seen = ctx.dist.all_sum([(outputs.argmax(1) == targets).sum().item(), len(targets)])
+        total_loss += loss.item() * step_seen
+        correct += int(step_correct)
+        seen += int(step_seen)
     return total_loss / seen, correct / seen
 
 
@@ -267,12 +313,11 @@ def _checkpoint_state(model, optimizer, scheduler, scaler, identity, epochs_done
             "partial_epoch": partial_epoch}
 
 
-def _resume(checkpoint_dir: Path, identity: dict, model, optimizer, scheduler, scaler):
-    """(epochs done, history, progress in the next epoch or None) from the newest checkpoint,
-    or (0, [], None) for a fresh start."""
+def _read_checkpoint(checkpoint_dir: Path, identity: dict) -> dict | None:
+    """The newest checkpoint's state, checked against this run's identity; None for a fresh start."""
     found = load_latest(checkpoint_dir)
     if found is None:
-        return 0, [], None
+        return None
     state, path = found
     stored = state.get("identity") if isinstance(state, dict) else None
     if stored != identity:
@@ -281,99 +326,138 @@ def _resume(checkpoint_dir: Path, identity: dict, model, optimizer, scheduler, s
         raise TrainerError(
             f"checkpoint {path} belongs to a different run ({', '.join(differ)} differ); "
             f"empty {checkpoint_dir} or pass another --checkpoint-dir")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
     partial = state.get("partial_epoch")
     steps = f" and {partial['step']} step(s) of the next" if partial else ""
     print(f"resuming from {path}: {state['epochs_done']} of {identity['epochs']} epoch(s){steps} done", flush=True)
-    return state["epochs_done"], list(state["history"]), partial
+    return state
+
+
+def _restore(state: dict | None, network, optimizer, scheduler, scaler):
+    """(epochs done, history, progress in the next epoch or None) after loading `state`, or
+    (0, [], None) for a fresh start."""
+    if state is None:
+        return 0, [], None
+    network.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    return state["epochs_done"], list(state["history"]), state.get("partial_epoch")
 
 
 def main(args: argparse.Namespace) -> int:
-    with StopFlag() as stop:
-        return run_job(args, stop)
+    dist = distributed.from_environment()
+    try:
+        with StopFlag() as stop:
+            return run_job(args, stop, dist)
+    finally:
+        dist.close()
 
 
-def run_job(args: argparse.Namespace, stop: StopFlag) -> int:
-    """The whole job; returns 0 when done or when stopped by SIGTERM after checkpointing."""
-    _prepare_output_dirs(args)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def run_job(args: argparse.Namespace, stop: StopFlag, dist: Distributed | None = None) -> int:
+    """The whole job, as one process or as one rank of several (`dist`, default: this process's
+    place from the environment); returns 0 when done or when stopped by SIGTERM after
+    checkpointing. Rank 0 alone reads the checkpoint and checks the channels (the others get its
+    results) and alone writes anything."""
+    dist = dist or distributed.from_environment()
+    device = dist.device
     amp_dtype = amp_dtype_for(args.amp, device)
-    torch.manual_seed(args.seed)  # the starting weights; the data's randomness is EpochSampler's
+    torch.manual_seed(args.seed)  # the starting weights; the data's randomness is EpochBatches'
 
-    train_split, valid_split, test_split = load_splits(args.train, args.valid, args.test)
+    def check_outputs_and_data():
+        _prepare_output_dirs(args)
+        return load_splits(args.train, args.valid, args.test)
+
+    train_split, valid_split, test_split = dist.run_on_main(check_outputs_and_data)
     classes = train_split.classes
-    print(f"data: {len(classes)} classes; train {len(train_split.samples)}, valid {len(valid_split.samples)}, "
-          f"test {len(test_split.samples) if test_split else 'none'} images; device {device}, "
-          f"amp {amp_dtype or 'off'}", flush=True)
+    say = print if dist.is_main else (lambda *a, **k: None)
+    say(f"data: {len(classes)} classes; train {len(train_split.samples)}, valid {len(valid_split.samples)}, "
+        f"test {len(test_split.samples) if test_split else 'none'} images; device {device}, "
+        f"amp {amp_dtype or 'off'}; {dist.world_size} process(es), global batch {args.batch_size}", flush=True)
     if test_split is None:
-        print("warning: no test channel: test metrics are not reported", file=sys.stderr, flush=True)
-    loader_args = dict(batch_size=args.batch_size, num_workers=args.num_workers, device=device)
+        say("warning: no test channel: test metrics are not reported", file=sys.stderr, flush=True)
+    loader_args = dict(batch_size=args.batch_size, num_workers=args.num_workers, device=device, dist=dist)
     train_loader = make_loader(train_split, train_transform(args.image_size), train=True, seed=args.seed,
                                **loader_args)
     valid_loader = make_loader(valid_split, eval_transform(args.image_size), train=False, **loader_args)
 
-    model = build_model(args.arch, len(classes), args.pretrained, args.unfreeze)
-    model = model.to(device, memory_format=memory_format(device))
-    loss_fn = nn.CrossEntropyLoss()  # a module, not F.cross_entropy: the debugger hook records its output
-    optimizer = build_optimizer(args.optimizer, model, args.lr)
+    network = build_model(args.arch, len(classes), args.pretrained, args.unfreeze)
+    network = network.to(device, memory_format=memory_format(device))
+    # A module, not F.cross_entropy: the debugger hook records its output.
+    loss_fn = distributed.GlobalBatchCrossEntropy()
+    optimizer = build_optimizer(args.optimizer, network, args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     identity = _run_identity(args, classes)
     checkpoint_dir = Path(args.checkpoint_dir)
-    epochs_done, history, partial = _resume(checkpoint_dir, identity, model, optimizer, scheduler, scaler)
+    state = dist.run_on_main(lambda: _read_checkpoint(checkpoint_dir, identity))
+    epochs_done, history, partial = _restore(state, network, optimizer, scheduler, scaler)
+    del state
 
     # The trial lives beside the checkpoints, which a spot restart restores, and grows across resumes.
-    instrumentation = Instrumentation(args.debugger, Path(args.output_data_dir), trial_dir=checkpoint_dir / TRIAL_DIR,
-                                      save_interval=args.save_interval, profile_steps=args.profile_steps,
-                                      rule_params=args.rule_params)
-    instrumentation.attach(model, loss_fn, resume=epochs_done > 0 or partial is not None)
+    instrumentation = Instrumentation(args.debugger if dist.is_main else "off", Path(args.output_data_dir),
+                                      trial_dir=checkpoint_dir / TRIAL_DIR, save_interval=args.save_interval,
+                                      profile_steps=args.profile_steps, rule_params=args.rule_params)
+    instrumentation.attach(network, loss_fn, resume=epochs_done > 0 or partial is not None)
+    ctx = TrainingContext(dist.wrap(network), loss_fn, optimizer, scaler, amp_dtype,
+                          instrumentation, stop, dist)
+
+    def checkpoint(epochs: int, progress: dict | None = None) -> Path | None:
+        if not dist.is_main:
+            return None
+        return save_checkpoint(checkpoint_dir, epochs, _checkpoint_state(
+            network, optimizer, scheduler, scaler, identity, epochs, history, progress))
+
     for epoch in range(epochs_done + 1, args.epochs + 1):
         started = time.perf_counter()
-        progress, finished = train_one_epoch(
-            model, loss_fn, optimizer, train_loader, device, scaler, amp_dtype, args.unfreeze,
-            instrumentation, stop, epoch, resume_at=partial if epoch == epochs_done + 1 else None)
+        progress, finished = train_one_epoch(ctx, train_loader, epoch,
+                                             resume_at=partial if epoch == epochs_done + 1 else None)
         if not finished:
             # The partial epoch's steps are kept; a rerun trains the rest of this epoch.
-            path = save_checkpoint(checkpoint_dir, epoch - 1, _checkpoint_state(
-                model, optimizer, scheduler, scaler, identity, epoch - 1, history, progress))
-            print(f"stopped by SIGTERM in epoch {epoch} after step {progress['step']}; checkpoint {path} "
-                  "written, rerun to resume", flush=True)
+            path = checkpoint(epoch - 1, progress)
+            say(f"stopped by SIGTERM in epoch {epoch} after step {progress['step']}; checkpoint {path} "
+                "written, rerun to resume", flush=True)
             return 0
         train_loss = progress["loss_sum"] / max(progress["seen"], 1)
         train_acc = progress["correct"] / max(progress["seen"], 1)
-        valid_loss, valid_acc = evaluate(model, loss_fn, valid_loader, device, amp_dtype, instrumentation)
+        valid_loss, valid_acc = evaluate(ctx, valid_loader)
         scheduler.step()
         history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                         "valid_loss": valid_loss, "valid_acc": valid_acc,
                         "seconds": time.perf_counter() - started})
-        print(format_epoch_line(epoch, train_loss=train_loss, train_acc=train_acc,
-                                valid_loss=valid_loss, valid_acc=valid_acc), flush=True)
-        save_checkpoint(checkpoint_dir, epoch, _checkpoint_state(
-            model, optimizer, scheduler, scaler, identity, epoch, history))
-        if stop.requested and epoch < args.epochs:
-            print(f"stopped by SIGTERM after epoch {epoch}; rerun to resume", flush=True)
+        say(format_epoch_line(epoch, train_loss=train_loss, train_acc=train_acc,
+                              valid_loss=valid_loss, valid_acc=valid_acc), flush=True)
+        checkpoint(epoch)
+        if dist.any(stop.requested) and epoch < args.epochs:
+            say(f"stopped by SIGTERM after epoch {epoch}; rerun to resume", flush=True)
             return 0
 
-    instrumentation.finish(history)
+    # The test split must not enter the judged trial: recording stops first.
+    instrumentation.stop_recording()
     if test_split is not None:
         test_loader = make_loader(test_split, eval_transform(args.image_size), train=False, **loader_args)
-        test_loss, test_acc = evaluate(model, loss_fn, test_loader, device, amp_dtype, instrumentation)
-        print(format_metric_line(test_loss=test_loss, test_acc=test_acc), flush=True)
-    write_model_dir(Path(args.model_dir), model, classes, args.arch, args.image_size)
+        test_loss, test_acc = evaluate(ctx, test_loader)
+        say(format_metric_line(test_loss=test_loss, test_acc=test_acc), flush=True)
+    if not dist.is_main:
+        return 0
+    instrumentation.finish(history)
+    if args.optimize != "none":
+        optimize.for_serving(args, network, len(classes), train_split, test_split)
+    write_model_dir(Path(args.model_dir), network, classes, args.arch, args.image_size, optimize=args.optimize)
+    if test_split is not None:  # the drift report's reference (docs/monitoring.md)
+        write_baseline(Path(args.model_dir), network, test_loader, classes, device)
     print(f"model written to {args.model_dir}", flush=True)
     return 0
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """Entry point: a TrainerError becomes `error: ...` on stderr and exit status 2."""
+    """Entry point: a TrainerError becomes `error: ...` on stderr and exit status 2 (printed once:
+    by the rank that found it)."""
     try:
         return main(parse_args(argv))
     except TrainerError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        if not isinstance(err, distributed.MainRankError):
+            print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
 
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPORT_MD = "training-report.md"
-LOSS_PNG = "report-loss.png"
-STEP_PNG = "report-step-time.png"
-UTILISATION_PNG = "report-utilisation.png"
+from training.output_files import LOSS_PNG, REPORT_MD, STEP_PNG, UTILISATION_PNG
 
 
 def write_report(output_dir: Path, history: list[dict], rules: list[dict], profile: dict | None,
@@ -68,14 +65,14 @@ def _plot_losses(path: Path, history: list[dict], step_losses: dict) -> bool:
     for key, label in (("train_loss", "train"), ("valid_loss", "eval")):
         points = [(h["epoch"], h[key]) for h in epochs if key in h]
         if points:
-            ax.plot(*zip(*points), marker="o", label=label)
+            ax.plot(*zip(*points, strict=True), marker="o", label=label)
     ax.set(title="Loss per epoch", xlabel="epoch", ylabel="loss")
     _legend(ax)
     if panels == 2:
         ax = axes[0][1]
         for mode, points in step_losses.items():
             if points:
-                ax.plot(*zip(*points), label=mode.lower(), linewidth=1)
+                ax.plot(*zip(*points, strict=True), label=mode.lower(), linewidth=1)
         ax.set(title="Saved loss per step (smdebug trial)", xlabel="mode step", ylabel="loss")
         _legend(ax)
     fig.tight_layout()

@@ -1,7 +1,8 @@
 """`imgclf start`: start one execution of the deployed pipeline's state machine.
 
-The execution input may override what the machine allows (infra/state_machine.OVERRIDABLE); it is
-checked here with the same limits the machine checks, so a typo fails before anything starts.
+The execution input may override what the machine allows (infra/layout.OVERRIDABLE); it is
+checked here with the table the machine's ValidateInput states are built from, so what the machine
+would refuse fails here, before anything starts, with the same words.
 """
 from __future__ import annotations
 
@@ -20,49 +21,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execution_input(overrides: list[str], dataset: str | None, bucket: str | None) -> dict:
-    from infra.state_machine import OVERRIDABLE
+    """The execution input: each override as the machine will read it, refused here with the
+    machine's own words when the machine would refuse it (infra/layout.run_input_problem)."""
+    from infra.layout import DATASET_PREFIX, OVERRIDABLE
 
     parsed: dict = {}
     for item in overrides:
-        key, sep, value = item.partition("=")
+        key, sep, text = item.partition("=")
         if not sep or key not in OVERRIDABLE:
             raise UserError(f"bad override {item!r}: use KEY=VALUE with KEY one of {', '.join(OVERRIDABLE)}")
-        parsed[key] = _value(key, value)
+        parsed[key] = _checked(key, text if key == DATASET_PREFIX else _number(text), text)
     if dataset is not None:
-        parsed["dataset_prefix"] = _dataset_prefix(dataset, bucket)
-    elif "dataset_prefix" in parsed:
-        parsed["dataset_prefix"] = _dataset_prefix(parsed["dataset_prefix"], bucket)
+        parsed[DATASET_PREFIX] = _checked(DATASET_PREFIX, _dataset_prefix(dataset, bucket), dataset)
     return parsed
 
 
-def _value(key: str, text: str):
-    if key == "epochs":
-        if not text.isdigit() or not 1 <= int(text) <= 1000:
-            raise UserError(f"epochs must be a whole number from 1 to 1000, got {text!r}")
-        return int(text)
-    if key == "min_test_accuracy":
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not 0 <= value <= 1:
-            raise UserError(f"min_test_accuracy must be a number from 0 to 1, got {text!r}")
-        return value
-    return text
+def _number(text: str):
+    """A JSON number as the machine will see it; other text stays text (and is refused as such)."""
+    try:
+        return json.loads(text, parse_constant=lambda _: text)  # NaN and Infinity are not JSON
+    except ValueError:
+        return text
+
+
+def _checked(key: str, value, given: str):
+    from infra.layout import run_input_problem
+
+    problem = run_input_problem(key, value)
+    if problem:
+        raise UserError(f"{problem}; got {given!r}")
+    return value
 
 
 def _dataset_prefix(dataset: str, bucket: str | None) -> str:
-    """A key prefix in the pipeline bucket (what the machine's input takes)."""
+    """`--dataset`: s3://<pipeline bucket>/<prefix>, or the prefix itself; a folder's trailing
+    slash is dropped (the machine takes the prefix without it)."""
     if dataset.startswith("s3://"):
         found_bucket, _, prefix = dataset[5:].partition("/")
         if bucket and found_bucket != bucket:
             raise UserError(f"the dataset must be in the pipeline bucket {bucket}, not {found_bucket}; "
                             f"upload it with `imgclf data prepare ... --upload s3://{bucket}/datasets/<name>`")
         dataset = prefix
-    prefix = dataset.strip("/")
-    if not prefix or " " in prefix:
-        raise UserError(f"bad dataset {dataset!r}: give s3://{bucket or '<bucket>'}/<prefix> or a key prefix")
-    return prefix
+    return dataset.rstrip("/")
 
 
 def start_execution(sfn, state_machine_arn: str, payload: dict) -> str:

@@ -1,10 +1,10 @@
-"""A local SageMaker endpoint: the real handlers behind the container and runtime HTTP contracts.
+"""A local SageMaker endpoint: the model container behind the container and runtime HTTP contracts.
 
-The model's own `code/inference.py` runs through the inference toolkit's `DefaultHandlerService`,
-driven the way TorchServe drives it in the container (one worker context whose request headers are
-swapped in per call, calls serialised), with `model_dir/code` first on sys.path. The server answers
-the container contract (`GET /ping`, `POST /invocations`) and the runtime API path that boto3's
-`invoke_endpoint` calls (`POST /endpoints/{name}/invocations`). On the runtime path a container
+The container is the model container the config chooses (imgclf/local/container.py: Ray Serve by
+default). The server answers the container contract (`GET /ping`: 200 or 503 with an empty body, as
+the Ray Serve container's adapter answers it; `POST /invocations`), and
+the runtime API path that boto3's `invoke_endpoint` calls (`POST /endpoints/{name}/invocations`),
+which passes on the headers SageMaker forwards to the container. On the runtime path a container
 error comes back as SageMaker wraps it, so callers (the front door) handle it as in the cloud:
 HTTP 424 `ModelError` with OriginalStatusCode/OriginalMessage; an unknown endpoint name is a 400
 `ValidationError`. It also answers the control-plane `DescribeEndpoint` (JSON 1.1, `POST /` with
@@ -14,18 +14,16 @@ against it. A body's Content-Length is checked before the body is read. Binds 12
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import sys
 import tarfile
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from imgclf.errors import UserError
+from imgclf.local.container import Answer, Container
 from imgclf.local.http_body import BodyError, declared_length
 
 #: Headers SageMaker forwards from InvokeEndpoint to the container.
@@ -39,77 +37,12 @@ JSON_11 = "application/x-amz-json-1.1"
 _RUNTIME_PATH = re.compile(r"^/endpoints/([^/?]+)/invocations$")
 
 
-class _RequestProcessor:
-    def __init__(self, headers: dict[str, str]) -> None:
-        self._headers = headers
-
-    def get_request_properties(self) -> dict[str, str]:
-        return self._headers
-
-
-class _WorkerContext:
-    """The parts of TorchServe's `ts.context.Context` that the toolkit uses."""
-
-    def __init__(self, model_dir: str) -> None:
-        self.system_properties = {"model_dir": model_dir, "gpu_id": None}
-        self.request_processor = [_RequestProcessor({})]
-        self.status: tuple[int, str] | None = None
-        self.content_type: str | None = None
-
-    def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
-        self.status = (code, phrase)
-
-    def set_response_content_type(self, idx: int, value: str) -> None:
-        self.content_type = value
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    content_type: str | None
-    body: bytes
-
-
-class HandlerService:
-    """`DefaultHandlerService` over a model dir; model_fn runs once, here."""
-
-    def __init__(self, model_dir: str | Path) -> None:
-        from sagemaker_inference.default_handler_service import DefaultHandlerService
-
-        model_dir = Path(model_dir).resolve()
-        if not (model_dir / "code" / "inference.py").is_file():
-            raise UserError(f"{model_dir} is not a model dir: code/inference.py is missing")
-        code_dir = str(model_dir / "code")
-        if code_dir not in sys.path:
-            sys.path.insert(0, code_dir)
-        self.model_dir = model_dir
-        self._lock = threading.Lock()
-        self._context = _WorkerContext(str(model_dir))
-        self._service = DefaultHandlerService()
-        try:
-            self._service.initialize(self._context)
-        except Exception as err:  # noqa: BLE001 - model_fn's errors name the bad file
-            raise UserError(f"cannot load the model in {model_dir}: {err}") from None
-
-    def invoke(self, body: bytes, headers: dict[str, str]) -> Answer:
-        with self._lock:
-            self._context.request_processor = [_RequestProcessor(dict(headers))]
-            self._context.status = None
-            self._context.content_type = None
-            result = self._service.handle([{"body": body}], self._context)
-            status = self._context.status[0] if self._context.status else 200
-            payload = result[0]
-            if isinstance(payload, str):
-                payload = payload.encode("utf-8")
-            return Answer(status=status, content_type=self._context.content_type, body=bytes(payload))
-
-
 class EndpointServer:
-    """Serve a HandlerService as endpoint `endpoint_name` on 127.0.0.1; a context manager."""
+    """Serve a started model container as endpoint `endpoint_name` on 127.0.0.1; a context manager."""
 
-    def __init__(self, service: HandlerService, endpoint_name: str, port: int = 0,
+    def __init__(self, container: Container, endpoint_name: str, port: int = 0,
                  variant: str = "AllTraffic", region: str = "us-east-1") -> None:
-        self.service = service
+        self.container = container
         self.endpoint_name = endpoint_name
         self.variant = variant
         self.region = region
@@ -171,7 +104,7 @@ class EndpointServer:
 
             def do_GET(self) -> None:
                 if self.path == "/ping":
-                    self._send(200, b'{"status": "Healthy"}\n', "application/json")
+                    self._send(200 if endpoint.container.ping() else 503, b"", "text/plain")
                 else:
                     self._send(404, b"not found", "text/plain")
 
@@ -184,9 +117,9 @@ class EndpointServer:
                     return
                 match = _RUNTIME_PATH.match(self.path)
                 target = self.headers.get("X-Amz-Target")
-                if self.path == "/invocations":
-                    answer = self._invoke(body)
-                    self._send(answer.status, answer.body, answer.content_type or "text/plain")
+                if self.path == "/invocations":  # the container's adapter: it picks the headers it forwards
+                    answer = self._invoke(body, dict(self.headers.items()))
+                    self._send(answer.status, answer.body, answer.content_type)
                 elif self.path == "/" and target:
                     self._control(target, body)
                 elif match is None:
@@ -194,10 +127,11 @@ class EndpointServer:
                 elif match.group(1) != endpoint.endpoint_name:
                     message = f"Endpoint {match.group(1)} of account {LOCAL_ACCOUNT} not found."
                     self._send_error(400, "ValidationError", {"Message": message})
-                else:
-                    answer = self._invoke(body)
+                else:  # the runtime API: SageMaker forwards some of the caller's headers to the container
+                    headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED_HEADERS}
+                    answer = self._invoke(body, headers)
                     if answer.status == 200:
-                        self._send(200, answer.body, answer.content_type or "application/json",
+                        self._send(200, answer.body, answer.content_type,
                                    {"x-Amzn-Invoked-Production-Variant": endpoint.variant})
                     else:
                         self._send_model_error(answer.status, answer.body.decode("utf-8", "replace"))
@@ -221,10 +155,9 @@ class EndpointServer:
             def _send_json11(self, status: int, payload: dict) -> None:
                 self._send(status, json.dumps(payload).encode(), JSON_11)
 
-            def _invoke(self, body: bytes) -> Answer:
+            def _invoke(self, body: bytes, headers: dict[str, str]) -> Answer:
                 endpoint._count_call()
-                headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED_HEADERS}
-                return endpoint.service.invoke(body, headers)
+                return endpoint.container.invoke(body, headers)
 
             def _send_model_error(self, status: int, message: str) -> None:
                 side = "client" if status < 500 else "server"
@@ -256,14 +189,6 @@ class EndpointServer:
                 self.wfile.write(payload)
 
         return Handler
-
-
-def apply_container_environment(environment: dict[str, str]) -> None:
-    """The model's container Environment (TOP_K, SAGEMAKER_PROGRAM, ...) as the endpoint sees it;
-    the submit directory is the container's own path, so the model dir's code/ is used instead."""
-    for key, value in environment.items():
-        if key != "SAGEMAKER_SUBMIT_DIRECTORY":
-            os.environ[key] = value
 
 
 def model_dir_from(path: str | Path, extract_to: Path) -> Path:

@@ -5,8 +5,8 @@ base64-encoded with `isBase64Encoded`, headers and multiValueHeaders, query stri
 requestContext with a fresh requestId), and the handler's proxy response becomes the HTTP answer.
 Gateway-side limits are kept: 10 MB payload, Lambda's 6 MB event, the 29 s integration timeout,
 answered as the stack's gateway responses answer them: `{"error": {"code", "message"},
-"request_id"}` with the codes of infra/gateway_responses.py. Like the REST API, it routes only
-POST /predict (which requires a Content-Type header) and GET /health to the Lambda.
+"request_id"}`, from the one table of error codes (imgclf_serving/frontdoor/error_codes.py). Like
+the REST API, it routes only POST /predict (which requires a Content-Type header) and GET /health to the Lambda.
 
 One Lambda instance: invocations run one at a time. The 29 s count from when an invocation starts,
 not from when it was queued (in the cloud, Lambda scales out instead of queueing); a request that
@@ -40,8 +40,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from imgclf.errors import UserError
 from imgclf.local.http_body import BodyError, declared_length
-from infra.gateway_responses import GATEWAY_ERRORS, ROUTES
-from imgclf_serving.frontdoor.errors import CODES
+from infra.gateway_responses import ROUTES
+from imgclf_serving.frontdoor.error_codes import GATEWAY_RESPONSES, LOCAL_FRAMING
 
 #: API Gateway REST limits (API Gateway quotas) and Lambda's synchronous event limit.
 API_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -132,21 +132,20 @@ def http_answer(response: object, request_id: str) -> tuple[int, list[tuple[str,
     return response["statusCode"], [(k, str(v)) for k, v in headers], payload
 
 
-#: Requests the gateway cannot frame (a bad Content-Length, a chunked body): no gateway response type.
-_FRAMING = {400: CODES[400], 411: "length_required"}
 _ERROR_TYPES = {400: "BadRequestException", 403: "MissingAuthenticationTokenException", 411: "BadRequestException",
                 413: "RequestTooLongException", 415: "BadRequestException", 502: "InternalServerErrorException",
                 504: "IntegrationTimeout"}
 
 
 def gateway_error(kind: str | int, request_id: str, message: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
-    """API Gateway's own answer for a gateway response type (or a framing status), in the API's
-    error shape, with the x-amzn-ErrorType header. `message` replaces the type's fixed text."""
+    """API Gateway's own answer for a gateway response type (or the status of a request it cannot
+    frame: a bad Content-Length, a chunked body), in the API's error shape, with the
+    x-amzn-ErrorType header. `message` replaces the type's fixed text."""
     if isinstance(kind, int):
-        status, code = kind, _FRAMING[kind]
+        status, code = kind, LOCAL_FRAMING[kind].error.code
     else:
-        error = GATEWAY_ERRORS[kind]
-        status, code, message = error.status, error.code, message or error.message
+        response = GATEWAY_RESPONSES[kind]
+        status, code, message = response.status, response.error.code, message or response.message
     body = json.dumps({"error": {"code": code, "message": message}, "request_id": request_id}).encode()
     headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", _ERROR_TYPES[status]),
                ("X-Request-Id", request_id)]
@@ -270,7 +269,7 @@ class FrontDoorProcess:
         or None for the handler's defaults."""
         self.endpoint_url = endpoint_url
         self.endpoint_name = endpoint_name
-        self.log_path = Path(log_path)
+        self.log_path = Path(log_path).resolve()  # absolute: the child runs in the repository root
         self.port = port
         self.deployment = deployment or {}
         self.url = ""
@@ -318,10 +317,13 @@ class FrontDoorProcess:
             )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not ready.exists():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
+            exit_code = self._proc.poll()
+            if exit_code is not None or time.monotonic() > deadline:
                 self.stop()
+                why = (f"exited with code {exit_code}" if exit_code is not None
+                       else f"did not write its port to {ready} within {START_TIMEOUT_SECONDS:g} s")
                 tail = self.log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                raise UserError("the local front door did not start:\n  " + "\n  ".join(tail))
+                raise UserError(f"the local front door {why}; the end of {self.log_path}:\n  " + "\n  ".join(tail))
             time.sleep(0.1)
         self.url = f"http://127.0.0.1:{int(ready.read_text())}"
         return self

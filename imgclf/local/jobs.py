@@ -2,8 +2,10 @@
 
 A job folder is laid out like the container's `/opt/ml` (input/config/*.json, input/data/<channel>,
 model/, output/, checkpoints/) and the real `sagemaker-training` toolkit runs in it as a subprocess
-(`SAGEMAKER_BASE_DIR` points it there): it extracts `sagemaker_submit_directory`, installs the
-bundle's requirements.txt, turns hyperparameters into CLI flags and runs `sagemaker_program`. What the
+(`SAGEMAKER_BASE_DIR` points it there): it extracts `sagemaker_submit_directory` (for a
+network-isolated job, a path under /opt/ml where the `code` channel put the bundle, which here means
+the job folder), installs the bundle's requirements.txt, decodes every hyperparameter as JSON
+(infra/hyperparameters.py), turns them into CLI flags and runs `sagemaker_program`. What the
 job does is read from a CreateTrainingJob-shaped request, and its result is written as a
 DescribeTrainingJob-shaped `describe.json`, so the rest of the engine reads jobs as the state machine
 does. Each job gets its own process group, so stopping a job stops the trainer under the toolkit too.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from imgclf.errors import UserError
+from infra import hyperparameters as codec
 from training.metrics import parse_metrics
 
 #: Lines of log kept for a failed job's report.
@@ -37,6 +41,8 @@ STOP_GRACE_SECONDS = 30.0
 _TOOLKIT_REPORT = ("ExitCode", "ErrorMessage", "Command \"", "ExecuteUserScriptError")
 #: Secondary status of a job stopped by Ctrl-C or SIGTERM to the engine; --resume reruns it.
 INTERRUPTED = "Interrupted"
+#: The container's own root, which a job folder stands for.
+CONTAINER_ROOT = "/opt/ml"
 
 
 @dataclass(frozen=True)
@@ -46,43 +52,54 @@ class JobSpec:
     name: str
     hyperparameters: dict[str, str]
     metric_definitions: list[dict[str, str]]
+    #: Channel name -> a local folder (an S3 prefix's objects) or file (a prefix naming one object).
     channels: dict[str, Path]
     instance_type: str
     max_runtime_seconds: int
+    #: Channel name -> TrainingInputMode, as inputdataconfig.json gives it to the container.
+    input_modes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_training_request(cls, request: dict) -> "JobSpec":
-        """A CreateTrainingJob request (the final retrain)."""
-        return cls._from_definition(request["TrainingJobName"], request["HyperParameters"], request)
+    def from_training_request(cls, request: dict, resolve: Callable[[str], Path] | None = None) -> "JobSpec":
+        """A CreateTrainingJob request (the final retrain). `resolve` turns a channel's URI into a
+        local path (default: `local_path`, the local engine's own folders)."""
+        return cls._from_definition(request["TrainingJobName"], request["HyperParameters"], request, resolve)
 
     @classmethod
-    def from_tuning_request(cls, request: dict, name: str, tuned: dict[str, str]) -> "JobSpec":
+    def from_tuning_request(cls, request: dict, name: str, tuned: dict[str, str],
+                            resolve: Callable[[str], Path] | None = None) -> "JobSpec":
         """One trial of a CreateHyperParameterTuningJob request: the static hyperparameters, the
         tuned values, and `_tuning_objective_metric`, which SageMaker adds to every trial."""
         definition = request["TrainingJobDefinition"]
         objective = request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
         hyperparameters = {**definition["StaticHyperParameters"], **tuned, "_tuning_objective_metric": objective}
-        return cls._from_definition(name, hyperparameters, definition)
+        return cls._from_definition(name, hyperparameters, definition, resolve)
 
     @classmethod
-    def _from_definition(cls, name: str, hyperparameters: dict, definition: dict) -> "JobSpec":
+    def _from_definition(cls, name: str, hyperparameters: dict, definition: dict,
+                         resolve: Callable[[str], Path] | None) -> "JobSpec":
+        resolve = resolve or local_path
+        mode = definition["AlgorithmSpecification"].get("TrainingInputMode", "File")
+        channels = definition["InputDataConfig"]
         return cls(
             name=name,
             hyperparameters=dict(hyperparameters),
             metric_definitions=list(definition["AlgorithmSpecification"].get("MetricDefinitions", [])),
-            channels={c["ChannelName"]: local_path(c["DataSource"]["S3DataSource"]["S3Uri"]) for c in definition["InputDataConfig"]},
+            channels={c["ChannelName"]: resolve(c["DataSource"]["S3DataSource"]["S3Uri"]) for c in channels},
             instance_type=definition["ResourceConfig"]["InstanceType"],
             max_runtime_seconds=int(definition["StoppingCondition"]["MaxRuntimeInSeconds"]),
+            input_modes={c["ChannelName"]: c.get("InputMode", mode) for c in channels},
         )
 
 
 def local_path(uri: str) -> Path:
-    """A channel's URI as a local folder: the local engine runs on local paths, never S3."""
+    """A channel's URI as a local folder, or a file (an S3 prefix that names one object, as the
+    code channel of an isolated job does): the local engine runs on local paths, never S3."""
     if uri.startswith("s3://"):
         raise UserError(f"the local engine reads local folders, not {uri}; pass --data with a local folder")
     path = Path(uri.removeprefix("file://"))
-    if not path.is_dir():
-        raise UserError(f"input folder {path} does not exist")
+    if not path.exists():
+        raise UserError(f"input {path} does not exist")
     return path
 
 
@@ -157,6 +174,11 @@ class JobResult:
 class LocalTrainingJob:
     """One job folder and the toolkit process running in it."""
 
+    #: The instance this folder is, and all of the job's (resourceconfig.json): the local engine
+    #: runs a job on one instance, whatever its InstanceCount.
+    host = "algo-1"
+    hosts: tuple[str, ...] = ("algo-1",)
+
     def __init__(self, spec: JobSpec, job_dir: Path, threads: int = 1, group: "JobGroup | None" = None) -> None:
         self.spec = spec
         self.group = group or JobGroup()
@@ -181,44 +203,76 @@ class LocalTrainingJob:
     def output_data_dir(self) -> Path:
         return self.dir / "output" / "data"
 
+    @property
+    def container_root(self) -> str:
+        """What the job's processes see as /opt/ml: the job folder itself here."""
+        return str(self.dir.resolve())
+
     def prepare(self) -> None:
         """Write the folder SageMaker would give the container (files it reads at start-up)."""
         config = self.dir / "input" / "config"
         data = self.dir / "input" / "data"
         for folder in (config, data, self.model_dir, self.output_data_dir, self.checkpoint_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        _write_json(config / "hyperparameters.json", self.spec.hyperparameters)
+        _write_json(config / "hyperparameters.json", self._hyperparameters_in_place())
         _write_json(
             config / "inputdataconfig.json",
             {
-                name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+                name: {
+                    "TrainingInputMode": self.spec.input_modes.get(name, "File"),
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
                 for name in self.spec.channels
             },
         )
         _write_json(
             config / "resourceconfig.json",
             {
-                "current_host": "algo-1",
+                "current_host": self.host,
                 "current_instance_type": self.spec.instance_type,
                 "current_group_name": "homogeneousCluster",
-                "hosts": ["algo-1"],
+                "hosts": list(self.hosts),
                 "instance_groups": [
-                    {"instance_group_name": "homogeneousCluster", "instance_type": self.spec.instance_type, "hosts": ["algo-1"]}
+                    {"instance_group_name": "homogeneousCluster", "instance_type": self.spec.instance_type, "hosts": list(self.hosts)}
                 ],
                 "network_interface_name": "eth0",
             },
         )
         for name, source in self.spec.channels.items():
             link = data / name
-            if link.is_symlink() or link.exists():
+            if link.is_symlink() or link.is_file():
                 link.unlink()
-            link.symlink_to(source.resolve(), target_is_directory=True)
+            elif link.is_dir():
+                shutil.rmtree(link)
+            if source.is_dir():
+                link.symlink_to(source.resolve(), target_is_directory=True)
+            else:  # one object: SageMaker puts it in the channel folder under its own name
+                link.mkdir()
+                (link / source.name).symlink_to(source.resolve())
+
+    def _hyperparameters_in_place(self) -> dict[str, str]:
+        """The request's hyperparameters, with any value naming a path under /opt/ml (the code
+        channel's bundle, for an isolated job) moved to the folder that stands for /opt/ml."""
+        if self.container_root == CONTAINER_ROOT:
+            return dict(self.spec.hyperparameters)
+        moved = {}
+        for name, text in self.spec.hyperparameters.items():
+            value = codec.decode(text)
+            if isinstance(value, str) and value.startswith(CONTAINER_ROOT + "/"):
+                text = codec.encode({name: self.container_root + value[len(CONTAINER_ROOT):]})[name]
+            moved[name] = text
+        return moved
+
+    def _command(self) -> list[str]:
+        """The container's `train` command."""
+        return [sys.executable, "-m", "sagemaker_training.cli.train"]
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             {
-                "SAGEMAKER_BASE_DIR": str(self.dir.resolve()),
+                "SAGEMAKER_BASE_DIR": self.container_root,
                 # Without it the toolkit waits up to 15 minutes for the host `algo-1` to resolve.
                 "SM_STUDIO_LOCAL_MODE": "true",
                 "TRAINING_JOB_NAME": self.spec.name,
@@ -281,7 +335,7 @@ class LocalTrainingJob:
             if self._stop_reason:
                 return -signal.SIGTERM
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "sagemaker_training.cli.train"],
+                self._command(),
                 cwd=self.dir,
                 env=self._environment(),
                 stdin=subprocess.DEVNULL,

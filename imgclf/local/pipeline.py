@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgclf.errors import UserError
-from imgclf.local.endpoint import HandlerService, apply_container_environment, model_dir_from
+from imgclf.local.deploy import start_container
+from imgclf.local.endpoint import model_dir_from
 from imgclf.local.gate import gate_failure, rules_with_issues
 from imgclf.local.jobs import JobSpec, LocalTrainingJob, epoch_line
+from imgclf.local.container import Container
 from imgclf.local.report import write_report
 from imgclf.local.tuner import LocalTuner
+from infra import hyperparameters as codec
 
 ROLE_ARN = "arn:aws:iam::000000000000:role/imgclf-local"
 REGION = "us-east-1"
@@ -23,10 +26,11 @@ REGION = "us-east-1"
 
 @dataclass
 class PipelineResult:
-    model_tar: Path
+    """What `imgclf local run` serves next: the unpacked model dir, the started model container
+    serving it, and a test image for the printed example request."""
+
     model_dir: Path
-    figures: dict
-    service: HandlerService
+    container: Container
     sample_image: Path | None
 
 
@@ -72,15 +76,16 @@ def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int =
 
     # Retrain (debugger on; managed Debugger needs AWS's rule containers, so locally it runs portable)
     request = training_job_request(cfg, loc, names["training"], best.tuned)
-    if request["HyperParameters"]["debugger"] == "managed":
+    if codec.decode(request["HyperParameters"]["debugger"]) == "managed":
         progress("debugger mode 'managed' runs as 'portable' locally (the rule containers are AWS's)")
-        request["HyperParameters"]["debugger"] = "portable"
+        request["HyperParameters"].update(codec.encode({"debugger": "portable"}))
+    retrain = codec.decoded(request["HyperParameters"])  # what the trainer is started with
     _save(out / "requests" / "training-job.json", request)
     job = LocalTrainingJob(JobSpec.from_training_request(request), out / "jobs" / names["training"], threads=cpus)
     final = job.load_result() if resume else None
     if final is None or final.status != "Completed":
         progress(f"[{names['training']}] retraining with the best hyperparameters")
-        final = job.run(_epoch_printer(names["training"], tuning.objective, request["HyperParameters"].get("epochs", "?"), progress))
+        final = job.run(_epoch_printer(names["training"], tuning.objective, retrain.get("epochs", "?"), progress))
     if final.status != "Completed":
         tail = "\n".join(f"    | {line}" for line in final.log_tail)
         raise UserError(f"training job {final.name} {final.status}: {final.failure_reason.strip()}\n{tail}\n"
@@ -89,8 +94,8 @@ def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int =
 
     # Gate: a refused model is reported (without the served confusion matrix) and never deployed
     final_metrics = {name: values[-1] for name, values in final.metrics.items()}
-    refused = gate_failure(cfg, request["HyperParameters"]["debugger"], final_metrics)
-    report_args = (out / "report", tuning, final, job.output_data_dir, request["HyperParameters"], refused)
+    refused = gate_failure(cfg, retrain["debugger"], final_metrics)
+    report_args = (out / "report", tuning, final, job.output_data_dir, retrain, refused)
     if refused:
         write_report(*report_args)
         raise UserError(f"gate failed: {refused}; nothing deployed. Report: {out / 'report' / 'summary.md'}")
@@ -99,15 +104,19 @@ def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int =
     if flagged:
         progress(f"warning: rule(s) {', '.join(flagged)} found issues (gate.block_on_rules is off); see the report")
 
-    # Package as SageMaker does, then load it the way the endpoint will
+    # Package as SageMaker does, then serve it in the endpoint's container; the report's confusion
+    # matrix comes from that served model
     model_tar = job.pack_model()
     model = model_request(cfg, loc, names["model"], str(model_tar))
     _save(out / "requests" / "model.json", model)
-    apply_container_environment(model["PrimaryContainer"]["Environment"])
     model_dir = model_dir_from(model_tar, out / "endpoint" / "model")
-    service = HandlerService(model_dir)
-    figures = write_report(*report_args, service=service, test_dir=splits / "test")
-    return PipelineResult(model_tar, model_dir, figures, service, _sample_image(splits / "test"))
+    container = start_container(cfg, model_dir, model["PrimaryContainer"]["Environment"], out / "endpoint", progress)
+    try:
+        write_report(*report_args, service=container, test_dir=splits / "test")
+    except BaseException:
+        container.stop()
+        raise
+    return PipelineResult(model_dir, container, _sample_image(splits / "test"))
 
 
 def _epoch_printer(name: str, objective: str, epochs: str, progress):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from imgclf.local.jobs import JobResult
 from imgclf.local.tuner import TuningResult
+from training.output_files import DEBUGGER_REPORT, REPORT_FILES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
@@ -99,7 +100,7 @@ def plot_losses(path: Path, tuning: TuningResult, final: JobResult) -> None:
 
 def write_rules(folder: Path, output_data_dir: Path) -> list[dict]:
     """The retrain's rule verdicts; [] when the debugger was off."""
-    source = output_data_dir / "debugger-report.json"
+    source = output_data_dir / DEBUGGER_REPORT
     if not source.exists():
         return []
     rules = json.loads(source.read_text()).get("rules", [])
@@ -110,15 +111,10 @@ def write_rules(folder: Path, output_data_dir: Path) -> list[dict]:
 
 
 def copy_profiler(folder: Path, output_data_dir: Path) -> list[str]:
-    """The trainer's profiler summary and one-page report, by the names the trainer writes them
-    under (imported here: training.profiling loads torch, which the engine's parent otherwise loads
-    only once it packs and serves the model)."""
-    from training.profiling import SUMMARY_JSON, SUMMARY_MD
-    from training.training_report import LOSS_PNG, REPORT_MD, STEP_PNG, UTILISATION_PNG
-
+    """The trainer's profiler summary and one-page report, by the names the trainer writes them under."""
     target = folder / "profiler"
     copied = []
-    for name in (SUMMARY_JSON, SUMMARY_MD, REPORT_MD, LOSS_PNG, STEP_PNG, UTILISATION_PNG):
+    for name in REPORT_FILES:
         if (output_data_dir / name).exists():
             target.mkdir(exist_ok=True)
             shutil.copy2(output_data_dir / name, target / name)
@@ -168,8 +164,8 @@ def plot_confusion(path: Path, classes: list[str], matrix: list[list[int]]) -> N
 
 def write_report(folder: Path, tuning: TuningResult, final: JobResult, final_output: Path,
                  merged_hyperparameters: dict[str, str], gate: str | None, service=None,
-                 test_dir: Path | None = None) -> dict:
-    """Write every report file; returns the figures the CLI summary prints."""
+                 test_dir: Path | None = None) -> None:
+    """Write every report file; summary.md puts the headline figures on one page."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = write_trials(folder, tuning)
     (folder / "best-hyperparameters.json").write_text(
@@ -178,28 +174,20 @@ def write_report(folder: Path, tuning: TuningResult, final: JobResult, final_out
     plot_losses(folder / "loss-curves.png", tuning, final)
     rules = write_rules(folder, final_output)
     profiler = copy_profiler(folder, final_output)
-    figures = {
-        "best_trial": tuning.best.name,
-        "best_objective": tuning.best.result.final_metric(tuning.objective),
-        "test_acc": final.final_metric("test_acc"),
-        "gate": gate or "passed",
-    }
     served = ""
     if service is not None and test_dir is not None:
         classes, matrix, seen = confusion_matrix(service, test_dir)
         plot_confusion(folder / "confusion-matrix.png", classes, matrix)
         correct = sum(matrix[i][i] for i in range(len(classes)))
-        figures["served_test_acc"] = correct / seen if seen else None
         served = f"- served model on the test split: {correct}/{seen} correct\n\n![confusion matrix](confusion-matrix.png)\n"
     summary = [
         "# imgclf local run", "",
         f"- tuning objective: {tuning.objective} ({tuning.direction}); best trial {tuning.best.name}: "
-        f"{figures['best_objective']:.4f}",
-        f"- retrain {final.name}: {final.status}, test_acc {figures['test_acc']}",
-        f"- gate: {figures['gate']}", served, "## Trials", "", _markdown_table(rows),
+        f"{tuning.best.result.final_metric(tuning.objective):.4f}",
+        f"- retrain {final.name}: {final.status}, test_acc {final.final_metric('test_acc')}",
+        f"- gate: {gate or 'passed'}", served, "## Trials", "", _markdown_table(rows),
         "![loss curves](loss-curves.png)", "", "## Debugger rules", "",
         (folder / "rules.md").read_text() if rules else "(debugger off)\n",
         "## Profiler", "", ", ".join(f"[{n}](profiler/{n})" for n in profiler) or "(no profiler output)", "",
     ]
     (folder / "summary.md").write_text("\n".join(summary))
-    return figures

@@ -2,7 +2,7 @@
 
 Tune (tuner.py) -> retrain with the best hyperparameters and the debugger (jobs.py) -> report
 (report.py) -> gate (gate.py) -> pack model.tar.gz -> serve it behind a local endpoint and the real
-Lambda front door (serving.py). The SageMaker requests come from infra/sagemaker_requests.py, built with local
+Lambda front door (deploy.py). The SageMaker requests come from infra/sagemaker_requests.py, built with local
 paths; CLI flags are config overrides, so they change the requests, never a second copy of values.
 """
 from __future__ import annotations
@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from imgclf.local import pipeline
 
     cfg = build_config(args)
-    out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    # Absolute: the jobs, the container and the front door run in folders of their own.
+    out = (args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     if args.resume and not (out / "run.json").exists():
         raise UserError(f"nothing to resume in {out}: pass the --out of an earlier run")
     if not args.resume and out.exists() and any(out.iterdir()):
@@ -98,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(f"\npipeline finished in {time.monotonic() - started:.0f} s; report: {out / 'report' / 'summary.md'}")
     if args.no_serve:
+        result.container.stop()
         return 0
     from imgclf.local.deploy import serve_until_stopped
 
-    return serve_until_stopped(result.model_dir, cfg, out / "serve", args.port, args.endpoint_port,
-                               sample_image=result.sample_image, service=result.service)
+    return serve_until_stopped(result.container, cfg, out / "serve", args.port, args.endpoint_port,
+                               sample_image=result.sample_image)
 
 
 def _interrupt(signum, frame) -> None:

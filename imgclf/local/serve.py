@@ -1,8 +1,10 @@
-"""`imgclf local serve MODEL_TAR_OR_DIR`: serve an existing model behind a local endpoint and front door,
-with the container environment and the front door environment the config gives the deployed ones."""
+"""`imgclf local serve MODEL_TAR_OR_DIR`: serve an existing model in the Ray Serve container, behind a
+local endpoint and front door, with the container environment and the front door environment the
+config gives the deployed ones."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,15 +18,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from imgclf.errors import UserError
-    from imgclf.local.endpoint import apply_container_environment, model_dir_from
-    from imgclf.local.deploy import model_environment, serve_until_stopped
+    from imgclf.local.deploy import model_environment, serve_until_stopped, start_container
+    from imgclf.local.endpoint import model_dir_from
     from infra.config import ConfigError, load_config, read_config_file
 
     try:
         cfg = load_config(read_config_file(args.config) if args.config else None)
     except ConfigError as err:
         raise UserError(str(err)) from None
-    with tempfile.TemporaryDirectory(prefix="imgclf-serve-") as tmp:
-        model_dir = model_dir_from(args.model, Path(tmp) / "model")
-        apply_container_environment(model_environment(cfg, args.model))  # before model_fn reads TOP_K
-        return serve_until_stopped(model_dir, cfg, Path(tmp), args.port, args.endpoint_port)
+    model = args.model.resolve()
+    # Kept when serving fails: the error names the container's log in it.
+    work = Path(tempfile.mkdtemp(prefix="imgclf-serve-"))
+    model_dir = model_dir_from(model, work / "model")
+    container = start_container(cfg, model_dir, model_environment(cfg, model), work)
+    code = serve_until_stopped(container, cfg, work, args.port, args.endpoint_port)
+    shutil.rmtree(work, ignore_errors=True)
+    return code

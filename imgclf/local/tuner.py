@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from imgclf.errors import UserError
 from imgclf.local import search_space
 from imgclf.local.jobs import INTERRUPTED, JobGroup, JobResult, JobSpec, LocalTrainingJob, epoch_line
+from infra import hyperparameters as codec
 
 #: Secondary status of a trial stopped by the early-stopping rule.
 EARLY_STOPPED = "EarlyStopped"
@@ -97,7 +98,7 @@ class LocalTuner:
         )
         self._lock = threading.Lock()
         self._group = JobGroup()
-        self._epochs = request["TrainingJobDefinition"]["StaticHyperParameters"].get("epochs", "?")
+        self._epochs = codec.decode(request["TrainingJobDefinition"]["StaticHyperParameters"].get("epochs", '"?"'))
 
     @property
     def distributions(self) -> dict:

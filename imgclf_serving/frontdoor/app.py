@@ -7,9 +7,12 @@ in the body), which is also the correlation id of every log line.
 Env: ENDPOINT_NAME (required), MAX_BODY_BYTES (raw bytes, default 4,400,000), TOP_K (optional
 default from 1 to 1000, else the model's), ENDPOINT_READ_TIMEOUT_SECONDS (optional, above 0 and at
 most 11: how long to wait for the model's answer; lower it for a fast model to fail sooner),
-CORS_ORIGINS, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE. A bad TOP_K or
+CORS_ORIGINS, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, and CAPTURE_* (capture.py). A bad TOP_K or
 ENDPOINT_READ_TIMEOUT_SECONDS is a deployment fault: logged, answered as 500. boto3 honours
 AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, which points the unchanged code at a local endpoint.
+
+Each prediction also emits its confidence, entropy and class (prediction_metrics.py), answers with
+the model's version in X-Model-Version, and may be captured for the drift report (capture.py).
 """
 from __future__ import annotations
 
@@ -31,7 +34,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import capture, prediction_metrics
 from .content_types import ACCEPTED_CONTENT_TYPES
+from .error_codes import (
+    EMPTY_BODY,
+    ENDPOINT_UNAVAILABLE,
+    INTERNAL_ERROR,
+    INVALID_BODY,
+    INVALID_PARAMETER,
+    MODEL_ERROR,
+    NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+)
 from .errors import ApiError, from_endpoint_failure
 
 DEFAULT_MAX_BODY_BYTES = 4_400_000  # Lambda's 6 MB sync payload, after base64
@@ -47,9 +62,12 @@ CONTROL_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"total_max_a
 
 # Defaults keep a front door without the Powertools env (a local run) working: Metrics refuses to
 # flush without a namespace.
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "imgclf-frontdoor")
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "imgclf-frontdoor"
+#: The version of the model that answered (model-meta.json `model_version`), also in the body.
+MODEL_VERSION_HEADER = "X-Model-Version"
+logger = Logger(service=SERVICE_NAME)
 tracer = Tracer()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "imgclf")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "imgclf", service=SERVICE_NAME)
 
 
 def _cors() -> CORSConfig | None:
@@ -58,7 +76,7 @@ def _cors() -> CORSConfig | None:
     origins = [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
     if not origins:
         return None
-    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], expose_headers=["X-Request-Id"])
+    return CORSConfig(allow_origin=origins[0], extra_origins=origins[1:], expose_headers=["X-Request-Id", MODEL_VERSION_HEADER])
 
 
 app = APIGatewayRestResolver(cors=_cors())
@@ -87,6 +105,12 @@ def _read_timeout() -> float:
 
 
 @functools.cache
+def s3_client():
+    """For the capture (capture.py); one per Lambda instance."""
+    return boto3.client("s3", config=CONTROL_CONFIG)
+
+
+@functools.cache
 def sagemaker_client():
     return boto3.client("sagemaker", config=CONTROL_CONFIG)
 
@@ -98,14 +122,14 @@ def predict() -> Response:
     content_type = _media_type(event.headers.get("content-type"))
     if content_type not in ACCEPTED_CONTENT_TYPES:
         raise ApiError(
-            415,
+            UNSUPPORTED_MEDIA_TYPE,
             f"content type {content_type or '(none)'!r} is not accepted; "
             f"send the image bytes as one of {', '.join(ACCEPTED_CONTENT_TYPES)}",
         )
     body = _body_bytes(event.body, event.is_base64_encoded)
     limit = _env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
     if len(body) > limit:
-        raise ApiError(413, f"the image is {len(body):,} bytes; the limit is {limit:,} bytes")
+        raise ApiError(PAYLOAD_TOO_LARGE, f"the image is {len(body):,} bytes; the limit is {limit:,} bytes")
     top_k = _top_k(event.query_string_parameters)
 
     endpoint_name = _endpoint_name()
@@ -128,10 +152,32 @@ def predict() -> Response:
         result = None
     if not isinstance(result, dict):
         logger.error("endpoint answered with something other than a JSON object", extra={"endpoint": endpoint_name})
-        raise ApiError(502, "the model answered with something that is not a prediction")
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+        raise ApiError(MODEL_ERROR, "the model answered with something that is not a prediction")
+    metrics.add_metric(name=prediction_metrics.PREDICTIONS, unit=MetricUnit.Count, value=1)
     logger.info("predicted", extra={"bytes": len(body), "content_type": content_type, "top_k": result.get("top_k")})
-    return _json_response(200, result)
+    found = prediction_metrics.signals(result)
+    headers = {}
+    if found is not None:
+        prediction_metrics.emit(found, namespace=metrics.namespace, service=SERVICE_NAME)
+        headers[MODEL_VERSION_HEADER] = found.model_version
+        if capture.sampled():
+            _capture(result, found, content_type, body)
+    return _json_response(200, result, headers)
+
+
+def _capture(result: dict, found: prediction_metrics.Signals, content_type: str, image: bytes) -> None:
+    """Writes the capture record; a failure is logged and counted, and the caller still gets the answer."""
+    request_id = _request_id()
+    try:
+        when = capture.now()
+        data = capture.record(
+            request_id=request_id, when=when, result=result, confidence=found.confidence,
+            entropy=found.entropy, content_type=content_type, image=image,
+        )
+        capture.write(capture.object_key(request_id, when), data, s3_client())
+    except Exception as error:  # noqa: BLE001 - capture must never fail the request
+        logger.warning("capture failed", extra={"failure": _describe(error)})
+        metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
 
 
 @app.get("/health")
@@ -149,10 +195,10 @@ def health() -> Response:
         if code == "ValidationException":
             return _json_response(503, {"endpoint": endpoint_name, "status": "NotFound"})
         logger.warning("describe endpoint failed", extra={"endpoint": endpoint_name, "failure": _describe(error)})
-        raise ApiError(503, "the endpoint status cannot be read right now") from None
+        raise ApiError(ENDPOINT_UNAVAILABLE, "the endpoint status cannot be read right now") from None
     except BotoCoreError as error:
         logger.warning("describe endpoint failed", extra={"endpoint": endpoint_name, "failure": _describe(error)})
-        raise ApiError(503, "the endpoint status cannot be read right now") from None
+        raise ApiError(ENDPOINT_UNAVAILABLE, "the endpoint status cannot be read right now") from None
     return _json_response(200 if status == "InService" else 503, {"endpoint": endpoint_name, "status": status})
 
 
@@ -164,14 +210,14 @@ def _api_error(error: ApiError) -> Response:
 @app.exception_handler(Exception)
 def _unexpected(error: Exception) -> Response:
     logger.exception("unexpected failure")  # the trace goes to the log, never to the caller
-    return _error_response(ApiError(500, "internal error; quote the request id when reporting it"))
+    return _error_response(ApiError(INTERNAL_ERROR, "internal error; quote the request id when reporting it"))
 
 
 @app.not_found
 def _no_route(_error: Exception) -> Response:
     event = app.current_event
     return _error_response(
-        ApiError(404, f"no route {event.http_method} {event.path}; use POST /predict", code="not_found")
+        ApiError(NOT_FOUND, f"no route {event.http_method} {event.path}; use POST /predict")
     )
 
 
@@ -181,30 +227,30 @@ def _no_route(_error: Exception) -> Response:
 def handler(event: dict, context: LambdaContext) -> dict:
     started = time.perf_counter()
     response = app.resolve(event, context)
-    metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+    metrics.add_metric(name=prediction_metrics.LATENCY, unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
     return response
 
 
 def _error_response(error: ApiError) -> Response:
     logger.info("refused", extra={"status": error.status, "code": error.code, "reason": error.message})
     with single_metric(
-        name="Errors",
+        name=prediction_metrics.ERRORS,
         unit=MetricUnit.Count,
         value=1,
         namespace=metrics.namespace,
-        default_dimensions=metrics.default_dimensions,
+        default_dimensions={prediction_metrics.SERVICE: SERVICE_NAME},
     ) as metric:
-        metric.add_dimension(name="code", value=error.code)
+        metric.add_dimension(name=prediction_metrics.ERROR_CODE, value=error.code)
     return _json_response(error.status, {"error": {"code": error.code, "message": error.message}})
 
 
-def _json_response(status: int, payload: dict[str, Any]) -> Response:
+def _json_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     request_id = _request_id()
     return Response(
         status_code=status,
         content_type="application/json",
         body=json.dumps({**payload, "request_id": request_id}),
-        headers={"X-Request-Id": request_id},
+        headers={"X-Request-Id": request_id, **(headers or {})},
     )
 
 
@@ -218,15 +264,15 @@ def _media_type(content_type: str | None) -> str:
 
 def _body_bytes(body: str | None, is_base64_encoded: bool | None) -> bytes:
     if not body:
-        raise ApiError(400, "the body is empty; send the image bytes", code="empty_body")
+        raise ApiError(EMPTY_BODY, "the body is empty; send the image bytes")
     if not is_base64_encoded:
         # API Gateway base64-encodes every binaryMediaTypes body; text here means the bytes were
         # already mangled (or the caller sent text), so no image can be recovered from it.
-        raise ApiError(400, "the body arrived as text, not as binary image bytes", code="invalid_body")
+        raise ApiError(INVALID_BODY, "the body arrived as text, not as binary image bytes")
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "the body is not valid base64", code="invalid_body") from None
+        raise ApiError(INVALID_BODY, "the body is not valid base64") from None
 
 
 def _top_k(query: dict[str, str] | None) -> int | None:
@@ -242,7 +288,7 @@ def _top_k(query: dict[str, str] | None) -> int | None:
         return default
     value = _valid_top_k(raw)
     if value is None:
-        raise ApiError(400, f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw[:20]!r}", code="invalid_parameter")
+        raise ApiError(INVALID_PARAMETER, f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw[:20]!r}")
     return value
 
 

@@ -14,26 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from imgclf.local.endpoint import EndpointServer, HandlerService
+from imgclf.local.endpoint import EndpointServer
 from imgclf.local.frontdoor import FrontDoorProcess
 
 ENDPOINT = "imgclf-faults"
 #: Short enough for a quick test, and a setting production honours (imgclf_serving/frontdoor/app.py).
 READ_TIMEOUT = "0.5"
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory) -> HandlerService:
-    """The real handlers on an untrained 32 px model dir, written as the trainer writes it."""
-    import torch
-
-    from imgclf_serving.architecture import build_classifier
-    from training.model_dir import write_model_dir
-
-    torch.manual_seed(0)
-    model_dir = tmp_path_factory.mktemp("faults") / "model"
-    write_model_dir(model_dir, build_classifier("resnet50", 2), ["cat", "dog"], "resnet50", 32)
-    return HandlerService(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +105,7 @@ class FakeEndpoint:
 
 @pytest.mark.parametrize("fault", ["down", "not ready"])
 def test_the_front_door_answers_503_while_the_endpoint_is_unavailable_and_heals_when_it_returns(
-        service, jpeg, tmp_path: Path, fault):
+        model_container, jpeg, tmp_path: Path, fault):
     port = free_port()
     with FrontDoorProcess(f"http://127.0.0.1:{port}", ENDPOINT, tmp_path / "frontdoor.log") as door:
         pid = door._proc.pid
@@ -131,9 +117,9 @@ def test_the_front_door_answers_503_while_the_endpoint_is_unavailable_and_heals_
         assert (status, body["error"]["code"]) == (503, "endpoint_unavailable")
         assert "try again" in body["error"]["message"] and "Traceback" not in body["error"]["message"]
 
-        with EndpointServer(service, ENDPOINT, port=port):
+        with EndpointServer(model_container, ENDPOINT, port=port):  # the real model, in its Ray Serve container
             status, body = post(door.url, jpeg)
-        assert status == 200 and {p["label"] for p in body["predictions"]} == {"cat", "dog"}
+        assert status == 200 and {p["label"] for p in body["predictions"]} == {"cat", "coffee", "rocket"}
         assert door._proc.pid == pid and door._proc.poll() is None
 
 

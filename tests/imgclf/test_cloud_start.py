@@ -54,7 +54,7 @@ def test_an_unknown_override_is_refused_before_anything_starts(deployed, capsys)
 
 def test_an_out_of_range_value_is_refused_with_the_machines_limits(deployed, capsys):
     assert main(["start", "--overrides", "epochs=0"]) == 2
-    assert "epochs must be a whole number from 1 to 1000" in capsys.readouterr().err
+    assert "execution input epochs must be a number from 1 to 1000" in capsys.readouterr().err
 
 
 def test_a_dataset_outside_the_pipeline_bucket_is_refused(deployed, capsys):

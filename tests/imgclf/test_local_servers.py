@@ -1,5 +1,6 @@
-"""The local endpoint and front door over real HTTP on 127.0.0.1, with the real handlers, and the
-local gateway's own answers (limits, timeouts, bad Lambda responses, bad request framing)."""
+"""The local endpoint and front door over real HTTP on 127.0.0.1, in front of the session's Ray Serve
+container (tests/conftest.py), and the local gateway's own answers (limits, timeouts, bad Lambda
+responses, bad request framing)."""
 from __future__ import annotations
 
 import base64
@@ -23,9 +24,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 from local_http import request_json  # noqa: E402
-from model_dirs import CLASSES, build_model_dir  # noqa: E402
+from model_dirs import CLASSES  # noqa: E402
 
-from imgclf.local.endpoint import MAX_INVOKE_BYTES, EndpointServer, HandlerService, model_dir_from  # noqa: E402
+from imgclf.errors import UserError  # noqa: E402
+from imgclf.local.endpoint import MAX_INVOKE_BYTES, EndpointServer, model_dir_from  # noqa: E402
 from imgclf.local.frontdoor import (  # noqa: E402
     API_MAX_PAYLOAD_BYTES,
     LAMBDA_MAX_EVENT_BYTES,
@@ -46,9 +48,8 @@ def jpeg_bytes(color=(200, 30, 30)) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory):
-    service = HandlerService(build_model_dir(tmp_path_factory.mktemp("m") / "model", image_size=32))
-    with EndpointServer(service, NAME) as server:
+def endpoint(model_container):
+    with EndpointServer(model_container, NAME) as server:
         yield server
 
 
@@ -86,7 +87,7 @@ def test_an_unknown_endpoint_name_is_a_validation_error(endpoint):
 
 def test_the_container_contract_answers_ping_and_invocations(endpoint):
     with urllib.request.urlopen(f"{endpoint.url}/ping", timeout=10) as answer:
-        assert answer.status == 200
+        assert (answer.status, answer.read()) == (200, b"")  # the Ray Serve container's adapter: an empty 200
     status, result = request_json(f"{endpoint.url}/invocations", jpeg_bytes(), "image/jpeg")
     assert status == 200 and result["top_k"] == 3
 
@@ -114,13 +115,26 @@ def test_the_front_door_process_stops_cleanly(endpoint, tmp_path):
     assert door._proc.returncode == 0
 
 
-def test_a_model_tar_is_extracted_like_the_container_extracts_model_data(tmp_path):
-    model_dir = build_model_dir(tmp_path / "model", image_size=32)
+def test_a_front_door_that_cannot_start_says_why_and_where_its_log_is(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative log path, from a folder that is not the project's
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        door = FrontDoorProcess("http://127.0.0.1:9", NAME, Path("serve") / "fd.log", port=taken.getsockname()[1])
+        with pytest.raises(UserError) as caught:
+            door.start()
+    message = str(caught.value)
+    assert "the local front door exited with code 1" in message and "Address already in use" in message
+    assert str(tmp_path / "serve" / "fd.log") in message
+
+
+def test_a_model_tar_is_extracted_like_the_container_extracts_model_data(model_dir, tmp_path):
     with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:
         for item in model_dir.iterdir():
             tar.add(item, arcname=item.name)
     extracted = model_dir_from(tmp_path / "model.tar.gz", tmp_path / "x")
-    assert (extracted / "code" / "inference.py").is_file() and (extracted / "model.pth").is_file()
+    for name in ("config.yaml", "deployment.py", "model.pth", "code/inference.py", "code/requirements.txt"):
+        assert (extracted / name).is_file(), name
 
 
 def sagemaker(endpoint):

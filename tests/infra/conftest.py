@@ -2,7 +2,6 @@
 slowly; each synth takes seconds). Every config switch value appears in at least one variant."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -10,18 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stack_samples import ACCOUNT, REGION, ROOT, load_app, resolve_cfn  # noqa: F401 - tests import them from here
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
 
-ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 #: default: serverless, API key, portable debugger, spot on, S3-managed encryption.
-#: realtime: real-time + auto scaling, IAM auth, managed debugger, spot off, KMS, CORS, data capture.
-#: nodebug: debugger off (no rule gate), rules not blocking.
+#: realtime: real-time + auto scaling, IAM auth, managed debugger, spot off, KMS, CORS, data capture,
+#: front-door capture and the retrain on a confidence alarm.
+#: nodebug: debugger off (no rule gate), rules not blocking, backbone weights from another bucket.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "realtime": {
@@ -30,8 +28,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "api": {"auth": "iam", "cors_origins": ["https://example.com"]},
         "debugger": {"mode": "managed"},
         "training": {"spot": False},
+        "monitoring": {"capture_percent": 5, "capture_images": True, "retrain_on_alarm": True},
     },
-    "nodebug": {"debugger": {"mode": "off"}, "gate": {"block_on_rules": False}},
+    "nodebug": {
+        "debugger": {"mode": "off"},
+        "gate": {"block_on_rules": False},
+        "training": {"pretrained": "channel", "pretrained_s3_uri": "s3://weights-elsewhere/resnet50/imagenet.pth"},
+    },
 }
 
 
@@ -57,56 +60,13 @@ class Synth:
         return json.loads(resolve_cfn(body, self.template))
 
 
-def _sample_value(logical_id: str, template: dict, attribute: str | None) -> str:
-    cfn_type = template["Resources"][logical_id]["Type"]
-    if cfn_type == "AWS::IAM::Role":
-        return f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
-    if cfn_type == "AWS::S3::Bucket":
-        return f"arn:aws:s3:::{logical_id.lower()}" if attribute == "Arn" else logical_id.lower()
-    return f"{logical_id}-{attribute or 'ref'}"
-
-
-_PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
-
-
-def resolve_cfn(value: Any, template: dict) -> Any:
-    """Evaluate Ref / Fn::GetAtt / Fn::Join / Fn::Sub with sample values (what a deploy would do)."""
-    if isinstance(value, list):
-        return [resolve_cfn(v, template) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "Ref" in value:
-        ref = value["Ref"]
-        return _PSEUDO.get(ref) or _sample_value(ref, template, None)
-    if "Fn::GetAtt" in value:
-        logical_id, attribute = value["Fn::GetAtt"]
-        return _sample_value(logical_id, template, attribute)
-    if "Fn::Join" in value:
-        sep, parts = value["Fn::Join"]
-        return sep.join(str(resolve_cfn(p, template)) for p in parts)
-    if "Fn::Sub" in value:
-        text = value["Fn::Sub"]
-        for name, sample in _PSEUDO.items():
-            text = text.replace("${" + name + "}", sample)
-        return text
-    return {k: resolve_cfn(v, template) for k, v in value.items()}
-
-
-def _load_app():
-    """app.py is a script at the repository root, not a package module."""
-    spec = importlib.util.spec_from_file_location("imgclf_cdk_app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class _Synthesizer:
     def __init__(self, root: Path) -> None:
         self.root, self.done = root, {}
 
     def __call__(self, variant: str) -> Synth:
         if variant not in self.done:
-            build_app = _load_app().build_app
+            build_app = load_app().build_app
             outdir = self.root / variant
             app = build_app({"imgclf": VARIANTS[variant], "region": REGION}, str(outdir))
             stack = app.node.children[0]

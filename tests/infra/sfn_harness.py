@@ -6,9 +6,12 @@ minus the waiting), and a job that ended Failed or Stopped fails the branch with
 as the cause, as `.sync` fails the task. The Parallel keeps the task's retries and catches; a Pass
 after it applies the task's selector and result path. Wait states wait 0 s; retries wait 1 s, once.
 SageMaker itself is moto's, with the outcome of a scenario (tuned values, final metrics, rule
-statuses, endpoint outcome) laid over moto's describe responses, and an UpdateEndpoint that moto
-lacks. Step Functions' SDK name of Application Auto Scaling is mapped to boto3's, and SDK errors
-are named as Step Functions names them."""
+statuses, endpoint outcome, optional members left out) laid over moto's describe responses, and an
+UpdateEndpoint that moto lacks. Step Functions' SDK name of Application Auto Scaling is mapped to
+boto3's, and errors are named as Step Functions names them: SDK integrations
+`<Service>.<Code>Exception`; the optimised SageMaker integration its modelled errors
+(`SageMaker.ResourceLimitExceededException`) and `SageMaker.AmazonSageMakerException` for every
+other, with the error code in the cause. Every SageMaker request is recorded."""
 from __future__ import annotations
 
 import copy
@@ -27,6 +30,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 from moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.json_manipulation import json_to_string
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import StateTaskServiceAwsSdk
 
 REGION = "us-east-1"
 #: The config of the endpoint that a scenario with `endpoint_exists` starts with.
@@ -65,9 +69,21 @@ def _sync_as_parallel(name: str, state: dict) -> dict:
         "Next": f"{name}.select",
         **{k: state[k] for k in ("Retry", "Catch") if k in state},
     }
-    selector = {k: v.replace("$", "$.sync.described", 1) if k.endswith(".$") else v for k, v in state.get("ResultSelector", {}).items()}
-    select = {"Type": "Pass", "Parameters": selector, **{k: state[k] for k in ("ResultPath", "Next", "End") if k in state}}
+    if "ResultSelector" in state:
+        selector = {k: v.replace("$", "$.sync.described", 1) if k.endswith(".$") else v for k, v in state["ResultSelector"].items()}
+        select = {"Type": "Pass", "Parameters": selector}
+    else:  # the whole Describe response is the result
+        select = {"Type": "Pass", "InputPath": "$.sync.described"}
+    select.update({k: state[k] for k in ("ResultPath", "Next", "End") if k in state})
     return {name: parallel, f"{name}.select": select}
+
+
+def ending_at(definition: dict, state: str) -> dict:
+    """`definition` with `state` made the end: a run that reaches it succeeds there (its output
+    names the state), so a test of the states before it does not run the rest."""
+    ended = copy.deepcopy(definition)
+    ended["States"][state] = {"Type": "Pass", "Result": {"ended_at": state}, "End": True}
+    return ended
 
 
 def without_sync(definition: dict) -> dict:
@@ -107,6 +123,12 @@ class Scenario:
     #: (InService, still on the previous config), with `endpoint_failure_reason` (None: none given).
     endpoint_outcome: str = "InService"
     endpoint_failure_reason: str | None = None
+    #: The existing endpoint's kind, "serverless" or "realtime"; None: the kind the definition deploys.
+    existing_mode: str | None = None
+    #: Members botocore marks optional that the describe responses leave out: BestTrainingJob,
+    #: FinalHyperParameterTuningJobObjectiveMetric, FinalMetricDataList, DebugRuleEvaluationStatuses,
+    #: EndpointConfigName (of this run's endpoint).
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,6 +141,8 @@ class Run:
     visited: list[str]
     endpoint: dict | None
     scalable_targets: list[dict]
+    #: SageMaker action -> the request of each call, in order.
+    requests: dict[str, list[dict]]
 
 
 class _DatesAsText:
@@ -176,6 +200,7 @@ def _patch_sagemaker(monkeypatch, scenario: Scenario) -> None:
             job["DebugRuleEvaluationStatuses"] = [
                 {"RuleConfigurationName": rule, "RuleEvaluationStatus": status} for rule, status in statuses.items()
             ]
+        _omit(job, scenario.omitted, ("FinalMetricDataList", "DebugRuleEvaluationStatuses"))
         return _ended(job, "TrainingJobStatus", scenario.training_status, scenario.failure_reason)
 
     def tuning(self, hyper_parameter_tuning_job_name):
@@ -185,6 +210,8 @@ def _patch_sagemaker(monkeypatch, scenario: Scenario) -> None:
             "TunedHyperParameters": scenario.tuned,
             "FinalHyperParameterTuningJobObjectiveMetric": {"Type": "Minimize", "MetricName": "valid_loss", "Value": 0.2},
         }
+        _omit(job["BestTrainingJob"], scenario.omitted, ("FinalHyperParameterTuningJobObjectiveMetric",))
+        _omit(job, scenario.omitted, ("BestTrainingJob",))
         return _ended(job, "HyperParameterTuningJobStatus", scenario.tuning_status, scenario.failure_reason)
 
     def endpoint(self, endpoint_name):
@@ -192,11 +219,15 @@ def _patch_sagemaker(monkeypatch, scenario: Scenario) -> None:
         if endpoint_name not in deployed:
             statuses = scenario.existing_statuses
             described["EndpointStatus"] = statuses[min(calls["existing"], len(statuses) - 1)]
-            calls["existing"] += 1
-        elif scenario.endpoint_outcome != "InService":
+            # A look before the training (the mode check) sees the first status; the ones after it,
+            # where the deployment waits, go on from there.
+            calls["existing"] += calls["training"] > 0
+            return described
+        if scenario.endpoint_outcome != "InService":
             described["EndpointStatus"] = "InService" if scenario.endpoint_outcome == "RolledBack" else scenario.endpoint_outcome
             if scenario.endpoint_failure_reason is not None:
                 described["FailureReason"] = scenario.endpoint_failure_reason
+        _omit(described, scenario.omitted, ("EndpointConfigName",))
         return described
 
     def create_endpoint(self):
@@ -225,6 +256,47 @@ def _patch_sagemaker(monkeypatch, scenario: Scenario) -> None:
     monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
 
 
+def _omit(response: dict, omitted: tuple[str, ...], members: tuple[str, ...]) -> None:
+    for member in members:
+        if member in omitted:
+            response.pop(member, None)
+
+
+def _name_optimised_errors(monkeypatch) -> None:
+    """moto runs the optimised SageMaker integration as a plain boto3 call and reports its errors
+    as States.Runtime. Step Functions names them as AWS's .sync example catches them: a modelled
+    error by its name, every other as SageMaker.AmazonSageMakerException, with the Java SDK's
+    "(Service: ...; Error Code: ...)" in the cause."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported import (
+        StateTaskServiceUnsupported,
+    )
+
+    modelled = {"ResourceLimitExceeded", "ResourceInUse", "ResourceNotFound", "Conflict"}
+    from_error = StateTaskServiceUnsupported._from_error
+
+    def named(self, env, ex):
+        if not isinstance(ex, ClientError):
+            return from_error(self, env, ex)
+        code, message = ex.response["Error"]["Code"], ex.response["Error"]["Message"]
+        status = ex.response["ResponseMetadata"]["HTTPStatusCode"]
+        error = f"SageMaker.{code}Exception" if code in modelled else "SageMaker.AmazonSageMakerException"
+        cause = f"{message} (Service: AmazonSageMaker; Status Code: {status}; Error Code: {code}; Request ID: 0; Proxy: null)"
+        return StateTaskServiceAwsSdk._get_task_failure_event(self, env, error, cause)
+
+    monkeypatch.setattr(StateTaskServiceUnsupported, "_from_error", named)
+
+
+def _record_requests(monkeypatch, requests: dict[str, list[dict]]) -> None:
+    call_action = SageMakerResponse.call_action
+
+    def recorded(self):
+        requests.setdefault(self._get_action(), []).append(json.loads(self.body or b"{}"))
+        return call_action(self)
+
+    monkeypatch.setattr(SageMakerResponse, "call_action", recorded)
+
+
 def _history(sfn, execution_arn: str) -> list[dict]:
     events, token = [], None
     while True:
@@ -250,10 +322,13 @@ def run_flow(
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     _patch_sagemaker(monkeypatch, scenario)
     _patch_scaling(monkeypatch)
+    _name_optimised_errors(monkeypatch)
+    requests: dict[str, list[dict]] = {}
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         if scenario.endpoint_exists:
-            _existing_endpoint(sagemaker, endpoint_name)
+            _existing_endpoint(sagemaker, endpoint_name, scenario.existing_mode or _deployed_mode(definition))
+        _record_requests(monkeypatch, requests)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         arn = sfn.create_state_machine(
             name="pipeline", definition=json.dumps(without_sync(definition)), roleArn="arn:aws:iam::123456789012:role/states"
@@ -280,17 +355,29 @@ def run_flow(
             visited=[e["name"] for e in entered],
             endpoint=endpoint,
             scalable_targets=targets,
+            requests=requests,
         )
 
 
-def _existing_endpoint(sagemaker, endpoint_name: str) -> None:
+def _deployed_mode(definition: dict) -> str:
+    """The kind of endpoint `definition` deploys, read from its CreateEndpointConfig."""
+    (variant,) = definition["States"]["CreateEndpointConfig"]["Parameters"]["ProductionVariants"]
+    return "serverless" if "ServerlessConfig" in variant else "realtime"
+
+
+def _existing_endpoint(sagemaker, endpoint_name: str, mode: str) -> None:
     sagemaker.create_model(
         ModelName="previous-model",
         PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1", "ModelDataUrl": "s3://b/m.tar.gz"},
         ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
     )
+    capacity = (
+        {"ServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 5}}
+        if mode == "serverless"
+        else {"InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+    )
     sagemaker.create_endpoint_config(
         EndpointConfigName=_PREVIOUS_CONFIG,
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "previous-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "previous-model", **capacity}],
     )
     sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=_PREVIOUS_CONFIG)

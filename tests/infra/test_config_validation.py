@@ -64,7 +64,7 @@ def test_spot_needs_a_wait_at_least_the_runtime():
 
 def test_a_random_backbone_must_be_trained_whole():
     with pytest.raises(ConfigError, match="unfreeze='all'"):
-        load_config({"training": {"pretrained": "none", "unfreeze": "layer4"}})
+        load_config({"training": {"pretrained": "none", "unfreeze": "last"}})
 
 
 def test_pretrained_channel_needs_a_weights_uri():
@@ -75,6 +75,14 @@ def test_pretrained_channel_needs_a_weights_uri():
 def test_network_isolation_cannot_download_imagenet_weights():
     with pytest.raises(ConfigError, match="network_isolation"):
         load_config({"training": {"network_isolation": True}})
+
+
+def test_network_isolation_needs_a_training_image_that_holds_the_trainers_requirements():
+    isolated = {"network_isolation": True, "pretrained": "none", "unfreeze": "all"}
+    with pytest.raises(ConfigError, match="network_isolation needs training_image: .*requirements.txt"):
+        load_config({"training": isolated})
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1"
+    assert load_config({"training": isolated, "training_image": image}).training.network_isolation
 
 
 def test_serverless_memory_must_be_a_serverless_size():

@@ -2,7 +2,9 @@
 unacknowledged, and every acknowledgement says why for its resource."""
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 from conftest import VARIANTS
@@ -31,3 +33,39 @@ def test_every_acknowledgement_carries_a_specific_reason(synthesize, variant):
     for (_, rule), reason in acks.items():
         rules_by_reason.setdefault(reason, set()).add(rule)
     assert all(len(rules) == 1 for rules in rules_by_reason.values())
+
+
+def _infra_imports() -> dict[str, set[str]]:
+    """infra module -> the infra modules it imports (TYPE_CHECKING imports included)."""
+    root = Path(__file__).resolve().parents[2]
+    modules = {
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (root / "infra").rglob("*.py")
+    }
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from package import module` needs the module; the package is already loading.
+                submodules = {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+                found |= submodules if len(submodules) == len(node.names) else {node.module, *submodules}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_acknowledgements_sit_in_the_constructs_so_no_infra_import_runs_in_a_cycle():
+    graph = _infra_imports()
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name not in done:
+            for child in graph[name]:
+                visit(child, (*path, name))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())

@@ -9,9 +9,9 @@ from sagemaker_validator import validate
 
 from infra import images
 from infra.config import load_config
+from infra.hyperparameters import decode, decoded
 from sample_locations import LOC
 from infra.sagemaker_requests import (
-    TUNED_HYPERPARAMETERS,
     JobLocations,
     endpoint_config_request,
     model_request,
@@ -37,7 +37,7 @@ def _switches():
     ):
         cfg = {
             "debugger": {"mode": debugger},
-            "training": {"spot": spot, "pretrained": pretrained, "unfreeze": "all" if pretrained == "none" else "layer4"},
+            "training": {"spot": spot, "pretrained": pretrained, "unfreeze": "all" if pretrained == "none" else "last"},
             "endpoint": {"mode": endpoint, "data_capture_percent": 20 if endpoint == "realtime" else 0},
             "kms_key_arn": kms,
         }
@@ -97,10 +97,12 @@ def test_hyperband_gets_its_epoch_budget_from_the_static_epochs():
 
 
 def test_tuning_trials_run_without_debugger_and_without_the_tuned_hyperparameters_fixed():
-    definition = tuning_job_request(_cfg(debugger={"mode": "managed"}), LOC, "t1")["TrainingJobDefinition"]
+    request = tuning_job_request(_cfg(debugger={"mode": "managed"}), LOC, "t1")
+    definition = request["TrainingJobDefinition"]
     static = definition["StaticHyperParameters"]
-    assert static["debugger"] == "off"
-    assert not set(TUNED_HYPERPARAMETERS) & set(static)
+    assert decode(static["debugger"]) == "off"
+    searched = {r["Name"] for ranges in request["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in ranges}
+    assert searched == {"lr", "batch-size"} and not searched & set(static)
     assert not [k for k in definition if k.startswith(("Debug", "Profiler"))]
 
 
@@ -109,24 +111,37 @@ def test_tuning_trials_share_no_checkpoint_location():
     assert "CheckpointConfig" not in definition
 
 
-def test_static_hyperparameters_carry_script_mode_and_are_all_strings():
-    hp = static_hyperparameters(_cfg(training={"epochs": 3, "image_size": 64}), LOC)
+def test_static_hyperparameters_carry_script_mode_and_are_all_json_text():
+    encoded = static_hyperparameters(_cfg(training={"epochs": 3, "image_size": 64}), LOC)
+    assert all(isinstance(v, str) for v in encoded.values())
+    hp = decoded(encoded)
     assert hp["sagemaker_program"] == "training/train.py"
     assert hp["sagemaker_submit_directory"] == LOC.source_bundle_uri
     assert hp["sagemaker_region"] == "us-east-1"
-    assert (hp["epochs"], hp["image-size"]) == ("3", "64")
-    assert all(isinstance(v, str) for v in hp.values())
+    assert (hp["epochs"], hp["image-size"], hp["sagemaker_container_log_level"]) == (3, 64, 20)
+    assert (encoded["optimizer"], encoded["epochs"]) == ('"sgd"', "3")  # as the SageMaker SDK encodes them
+
+
+def test_an_isolated_job_reads_the_source_bundle_from_its_code_channel():
+    cfg = _cfg(training_image="123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1",
+               training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"})
+    request = training_job_request(cfg, LOC, "j1", TUNED)
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert channels["code"] == LOC.source_bundle_uri
+    name = LOC.source_bundle_uri.rsplit("/", 1)[1]
+    assert decode(request["HyperParameters"]["sagemaker_submit_directory"]) == f"/opt/ml/input/data/code/{name}"
+    assert "code" not in {c["ChannelName"] for c in training_job_request(_cfg(), LOC, "j1", TUNED)["InputDataConfig"]}
 
 
 def test_training_job_merges_tuned_values_over_the_static_ones():
     hp = training_job_request(_cfg(), LOC, "j1", {"lr": "0.0042", "batch-size": "128", "epochs": "9"})["HyperParameters"]
     assert (hp["lr"], hp["batch-size"], hp["epochs"]) == ("0.0042", "128", "9")
-    assert hp["sagemaker_program"] == "training/train.py"
+    assert decode(hp["sagemaker_program"]) == "training/train.py"
 
 
 def test_training_job_debugger_hyperparameter_always_follows_the_config():
     hp = training_job_request(_cfg(debugger={"mode": "portable"}), LOC, "j1", {**TUNED, "debugger": "off"})
-    assert hp["HyperParameters"]["debugger"] == "portable"
+    assert decode(hp["HyperParameters"]["debugger"]) == "portable"
 
 
 def test_training_job_refuses_hyperparameters_that_are_not_strings():
@@ -137,7 +152,7 @@ def test_training_job_refuses_hyperparameters_that_are_not_strings():
 @pytest.mark.parametrize("mode", ["portable", "off"])
 def test_training_job_has_no_managed_debugger_fields_outside_managed_mode(mode):
     request = training_job_request(_cfg(debugger={"mode": mode}), LOC, "j1", TUNED)
-    assert request["HyperParameters"]["debugger"] == mode
+    assert decode(request["HyperParameters"]["debugger"]) == mode
     assert not [k for k in request if k.startswith(("Debug", "Profiler"))]
 
 
@@ -268,23 +283,34 @@ def test_other_names_must_fit_63_characters(build):
         build("a" * 64)
 
 
-def test_model_runs_the_bundled_inference_script_with_top_k():
+def test_model_runs_the_tarball_in_the_ray_serve_container_with_top_k_and_one_serverless_replica():
     container = model_request(_cfg(endpoint={"top_k": 5}), LOC, "m1", "s3://b/model.tar.gz")["PrimaryContainer"]
-    env = container["Environment"]
-    assert (env["SAGEMAKER_PROGRAM"], env["SAGEMAKER_SUBMIT_DIRECTORY"]) == ("inference.py", "/opt/ml/model/code")
-    assert env["TOP_K"] == "5"
+    assert "/ray:serve-ml-sagemaker-cpu-" in container["Image"]
+    assert container["Environment"] == {"SAGEMAKER_REGION": "us-east-1", "TOP_K": "5",
+                                        "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
     assert container["ModelDataUrl"] == "s3://b/model.tar.gz"
 
 
+def test_a_torchserve_model_runs_the_bundled_inference_script_through_the_toolkit():
+    container = model_request(_cfg(endpoint={"container": "torchserve", "top_k": 5}), LOC, "m1",
+                              "s3://b/model.tar.gz")["PrimaryContainer"]
+    env = container["Environment"]
+    assert "/pytorch-inference:2.6-" in container["Image"]
+    assert (env["SAGEMAKER_PROGRAM"], env["SAGEMAKER_SUBMIT_DIRECTORY"]) == ("inference.py", "/opt/ml/model/code")
+    assert env["TOP_K"] == "5"
+
+
 def test_serverless_model_uses_the_cpu_inference_image_and_no_network_isolation():
-    cfg = _cfg(training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"}, endpoint={"mode": "serverless"})
+    cfg = _cfg(training_image="123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1",
+               training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"}, endpoint={"mode": "serverless"})
     request = model_request(cfg, LOC, "m1", "s3://b/model.tar.gz")
     assert "-cpu-" in request["PrimaryContainer"]["Image"]
     assert request["EnableNetworkIsolation"] is False
 
 
 def test_realtime_model_is_network_isolated_when_configured():
-    cfg = _cfg(training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"}, endpoint={"mode": "realtime"})
+    cfg = _cfg(training_image="123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1",
+               training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"}, endpoint={"mode": "realtime"})
     assert model_request(cfg, LOC, "m1", "s3://b/model.tar.gz")["EnableNetworkIsolation"] is True
 
 
@@ -324,7 +350,7 @@ def test_rule_parameter_overrides_reach_the_portable_trainer_as_one_json_hyperpa
 
     cfg = _cfg(debugger={"mode": "portable", "rule_parameters": {"Overfit": {"patience": 3}}})
     static = static_hyperparameters(cfg, LOC)
-    assert json.loads(static["rule-params"]) == {"Overfit": {"patience": 3}}
+    assert json.loads(decode(static["rule-params"])) == {"Overfit": {"patience": 3}}
     assert "rule-params" not in static_hyperparameters(_cfg(), LOC)
 
 

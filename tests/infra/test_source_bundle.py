@@ -21,7 +21,8 @@ def _fake_repo(root: Path) -> Path:
     for name, text in {
         "training/train.py": "print('train')\n",
         "training/metrics.py": "X = 1\n",
-        "training/requirements.txt": "smdebug==1.0.34\n",
+        "training/requirements.txt": "numpy<2.3\n",
+        "training/requirements-no-deps.txt": "smdebug==1.0.34\n",
         "training/__pycache__/train.cpython-311.pyc": "junk",
         "training/notes.md": "not code",
         "imgclf_serving/preprocess.py": "Y = 2\n",
@@ -48,15 +49,24 @@ def test_the_root_requirements_equal_the_training_requirements(tmp_path):
     assert requirements == (REPO_ROOT / "training" / "requirements.txt").read_bytes()
 
 
+def test_the_no_deps_requirements_lie_where_the_trainer_installs_smdebug_from(tmp_path):
+    from training.smdebug_runtime import NO_DEPS_REQUIREMENTS
+
+    download_and_extract(str(build_source_bundle(tmp_path / "out")), str(tmp_path / "code"))
+    bundled = tmp_path / "code" / NO_DEPS_REQUIREMENTS.relative_to(REPO_ROOT)
+    assert bundled.read_bytes() == NO_DEPS_REQUIREMENTS.read_bytes()
+
+
 def test_only_top_level_modules_and_requirements_of_training_and_serving_are_bundled(tmp_path):
     bundle = build_source_bundle(tmp_path / "out", root=_fake_repo(tmp_path / "repo"))
     assert _names(bundle) == [
         "imgclf_serving",
         "training",
-        "requirements.txt",
         "imgclf_serving/preprocess.py",
         "imgclf_serving/requirements.txt",
+        "requirements.txt",
         "training/metrics.py",
+        "training/requirements-no-deps.txt",
         "training/requirements.txt",
         "training/train.py",
     ]
@@ -84,8 +94,9 @@ def test_a_code_change_changes_the_bundle(tmp_path):
     assert build_source_bundle(tmp_path / "b", root=repo).read_bytes() != first
 
 
-def test_a_missing_training_requirements_file_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-no-deps.txt"])
+def test_a_missing_training_requirements_file_is_a_clear_error(tmp_path, name):
     repo = _fake_repo(tmp_path / "repo")
-    (repo / "training" / "requirements.txt").unlink()
-    with pytest.raises(FileNotFoundError, match="requirements.txt"):
+    (repo / "training" / name).unlink()
+    with pytest.raises(FileNotFoundError, match=f"training/{name}"):
         build_source_bundle(tmp_path / "out", root=repo)

@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
+import pytest
 from aws_cdk.assertions import Match, Template
+from conftest import ROOT
 
-from infra.api import BINARY_MEDIA_TYPES
+from infra.api import BINARY_MEDIA_TYPES, REALTIME_CONCURRENCY_PER_INSTANCE, reserved_concurrency
+from infra.config import load_config
+from infra.frontdoor_bundle import FRONTDOOR_DIR
 from infra.gateway_responses import ROUTES
 
 
@@ -84,17 +92,65 @@ def test_a_realtime_endpoint_keeps_the_configured_body_cap(realtime):
     assert env["MAX_BODY_BYTES"] == str(realtime.cfg.api.max_body_bytes)
 
 
-def test_powertools_comes_from_awss_public_ssm_parameter(default):
-    parameters = default.template["Parameters"]
-    (name,) = [k for k in parameters if k.startswith("SsmParameterValueawsservicepowertools")]
-    assert parameters[name]["Default"] == "/aws/service/powertools/python/arm64/python3.14/latest"
-    assert default.only("AWS::Lambda::Function")["Properties"]["Layers"] == [{"Ref": name}]
+def test_the_template_resolves_no_ssm_parameter_so_every_region_can_deploy_it(default):
+    # AWS's public parameters (/aws/service/..., e.g. the Powertools layer's) exist in only some
+    # regions: a template that reads one synthesizes everywhere and fails to deploy in the others.
+    # CDK's own BootstrapVersion parameter is made by `cdk bootstrap` in every region.
+    parameters = default.template.get("Parameters", {}).values()
+    assert not [p for p in parameters if p["Type"].startswith("AWS::SSM::") and p["Default"].startswith("/aws/service/")]
+    assert "Layers" not in default.only("AWS::Lambda::Function")["Properties"]
 
 
-def test_the_lambda_asset_holds_only_the_front_door(default):
-    code = default.only("AWS::Lambda::Function")["Properties"]["Code"]
-    asset = default.outdir / f"asset.{code['S3Key'].split('.')[0]}"
-    assert sorted(p.name for p in asset.iterdir()) == ["frontdoor"]
+def _asset_dir(synth):
+    code = synth.only("AWS::Lambda::Function")["Properties"]["Code"]
+    return synth.outdir / f"asset.{code['S3Key'].split('.')[0]}"
+
+
+def test_the_lambda_asset_holds_the_front_door_and_the_pinned_powertools(default):
+    asset = _asset_dir(default)
+    assert sorted(p.name for p in (asset / "frontdoor").iterdir()) == sorted(
+        p.name for p in FRONTDOOR_DIR.glob("*.py")
+    )
+    pin = re.search(r"^aws-lambda-powertools\[tracer\]==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)[1]
+    assert (asset / f"aws_lambda_powertools-{pin}.dist-info").is_dir()
+    assert not [p for p in asset.rglob("*") if p.suffix in (".so", ".pyc") or p.name == "__pycache__"]
+    # Nothing of the repository beyond the front door: the model code ships in model.tar.gz.
+    assert not {"imgclf_serving", "inference.py", "training", "infra"} & {p.name for p in asset.iterdir()}
+
+
+def test_the_handler_imports_with_the_assets_own_powertools_and_pure_python_wrapt(default, tmp_path):
+    """What the Lambda runtime does: the asset first on sys.path, boto3 from the runtime."""
+    asset = _asset_dir(default)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from frontdoor import app; import aws_lambda_powertools, wrapt, aws_xray_sdk.core;"
+        "from wrapt import __wrapt__;"
+        "print(aws_lambda_powertools.__file__, wrapt.__file__, __wrapt__._using_c_extension)"
+    )
+    env = {**os.environ, "ENDPOINT_NAME": "imgclf-endpoint", "AWS_DEFAULT_REGION": "us-east-1"}
+    out = subprocess.run([sys.executable, "-c", probe, str(asset)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, check=True).stdout.split()
+    assert out[0].startswith(str(asset)) and out[1].startswith(str(asset)) and out[2] == "False"
+
+
+def test_the_serverless_front_door_reserves_the_endpoints_max_concurrency(default):
+    fn = default.only("AWS::Lambda::Function")["Properties"]
+    assert fn["ReservedConcurrentExecutions"] == default.cfg.endpoint.max_concurrency
+
+
+def test_the_realtime_front_door_reserves_its_share_of_every_instance(realtime):
+    fn = realtime.only("AWS::Lambda::Function")["Properties"]
+    assert fn["ReservedConcurrentExecutions"] == realtime.cfg.endpoint.max_capacity * REALTIME_CONCURRENCY_PER_INSTANCE
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(7, 7), ("off", None)])
+def test_the_reserved_concurrency_can_be_set_or_turned_off(setting, expected):
+    assert reserved_concurrency(load_config({"api": {"reserved_concurrency": setting}})) == expected
+
+
+def test_the_docs_give_the_per_instance_figure_the_stack_uses():
+    doc = (ROOT / "docs" / "infrastructure.md").read_text()
+    assert f"or {REALTIME_CONCURRENCY_PER_INSTANCE} per real-time instance" in doc
 
 
 def _gateway_responses(synth) -> dict[str, dict]:

@@ -74,7 +74,7 @@ def test_the_sagemaker_role_writes_only_under_runs_and_capture(default):
 def test_the_sagemaker_role_pulls_only_the_images_the_jobs_name(default):
     statement = _by_sid(_statements(default, "SageMakerRole"), "PullImages")
     repositories = sorted(r.rsplit("/", 1)[1] for r in statement["Resource"])
-    assert repositories == ["pytorch-inference", "pytorch-training"]
+    assert repositories == ["pytorch", "ray"]  # the AL2023 training image, the Ray Serve container
 
 
 def test_the_sagemaker_role_reads_the_source_bundle_object(default):
@@ -125,3 +125,33 @@ def test_the_state_machine_creates_and_updates_only_the_one_endpoint(default):
 def test_the_state_machine_may_read_job_tags_as_sync_tasks_need(default):
     statement = _by_sid(_statements(default, "StateMachineRole"), "SyncJobTags")
     assert (statement["Action"], statement["Resource"]) == ("sagemaker:ListTags", "*")
+
+
+def _channels(value) -> list[dict]:
+    """Every input channel of every SageMaker request in a definition."""
+    if isinstance(value, list):
+        return [c for v in value for c in _channels(v)]
+    if not isinstance(value, dict):
+        return []
+    found = list(value["InputDataConfig"]) if isinstance(value.get("InputDataConfig"), list) else []
+    return found + [c for v in value.values() for c in _channels(v)]
+
+
+def test_the_sagemaker_role_reads_exactly_the_pretrained_weights_object_in_another_bucket(synthesize):
+    nodebug = synthesize("nodebug")
+    # What the tuning and retrain requests read is what the role may read.
+    (uri,) = {c["DataSource"]["S3DataSource"]["S3Uri"] for c in _channels(nodebug.definition) if c["ChannelName"] == "pretrained"}
+    assert uri == nodebug.cfg.training.pretrained_s3_uri
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    statements = _statements(nodebug, "SageMakerRole")
+    read = _by_sid(statements, "ReadPretrainedWeights")
+    assert read["Action"] == "s3:GetObject"
+    assert read["Resource"] == f"arn:aws:s3:::{bucket}/{key}"
+    listing = _by_sid(statements, "ListPretrainedWeights")
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Resource"] == f"arn:aws:s3:::{bucket}"
+    assert listing["Condition"] == {"StringEquals": {"s3:prefix": key}}
+
+
+def test_without_a_pretrained_channel_the_role_reads_no_other_bucket(default):
+    assert not [s for s in _statements(default, "SageMakerRole") if "Pretrained" in s.get("Sid", "")]

@@ -64,7 +64,43 @@ def test_the_alerts_key_serves_eventbridge_only_for_the_alert_rule(default):
     assert source.endswith(f':rule/{rule_name}"]]}}')
 
 
-def test_the_state_machine_timeout_covers_every_retry_attempt_of_every_job(default):
-    # Defaults: spot, 7200 s max wait per attempt, 2 retries -> 3 attempts; 4 trials 2 at a time
-    # -> 2 waves, plus the retrain; plus an hour for rules and deployment.
-    assert default.definition["TimeoutSeconds"] == 7200 * 3 * (2 + 1) + 3600
+def test_the_state_machine_timeout_covers_every_job_at_its_stopping_condition(default):
+    # Defaults: spot, 7200 s max wait for all of a job's attempts together; 4 trials 2 at a time
+    # -> 2 waves, plus the retrain; plus an hour for rules and deployment: 7 h.
+    assert default.definition["TimeoutSeconds"] == 7200 * (2 + 1) + 3600 == 7 * 3600
+
+
+def _state_machine_log_group(synth) -> dict:
+    logging = synth.only("AWS::StepFunctions::StateMachine")["Properties"]["LoggingConfiguration"]
+    return synth.template["Resources"][logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]]
+
+
+def test_the_state_machines_log_group_is_a_vended_logs_group(default):
+    # Step Functions developer guide: outside /aws/vendedlogs/, each log group is added to the
+    # account's CloudWatch Logs resource policy, whose 5,120-character limit then fails deploys.
+    name = _state_machine_log_group(default)["Properties"]["LogGroupName"]
+    assert name.startswith("/aws/vendedlogs/states/") and name.endswith(f"{default.cfg.name}-pipeline")
+
+
+def test_every_log_group_is_encrypted_with_the_configured_key(realtime):
+    groups = realtime.resources("AWS::Logs::LogGroup").values()
+    assert len(groups) == 3
+    assert all(g["Properties"]["KmsKeyId"] == realtime.cfg.kms_key_arn for g in groups)
+
+
+def test_without_a_key_log_groups_use_cloudwatch_logs_own_encryption(default):
+    assert not [g for g in default.resources("AWS::Logs::LogGroup").values() if "KmsKeyId" in g["Properties"]]
+
+
+def test_the_documented_key_policy_statement_covers_exactly_the_stacks_log_groups(realtime):
+    from conftest import ACCOUNT, REGION, ROOT
+
+    from infra.log_groups import key_policy_statement
+
+    statement = key_policy_statement(realtime.cfg.name, REGION, ACCOUNT)
+    allowed = statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
+    names = {g["Properties"]["LogGroupName"] for g in realtime.resources("AWS::Logs::LogGroup").values()}
+    assert sorted(allowed) == sorted(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}" for name in names)
+    assert statement["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}
+    documented = json.dumps(key_policy_statement("<name>", "<region>", "<account-id>"), indent=2)
+    assert documented in (ROOT / "docs" / "infrastructure.md").read_text()

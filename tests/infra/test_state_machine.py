@@ -9,11 +9,13 @@ import subprocess
 
 import pytest
 from conftest import ROOT, VARIANTS
+from definition_tasks import sagemaker_tasks
 from sagemaker_validator import check_state_machine
 from sfn_harness import Scenario, run_flow
 
 from infra.config import load_config
-from infra.state_machine import Deployment, bind_placeholders, build_definition, placeholder, sagemaker_tasks
+from infra.state_machine import Deployment, build_definition
+from infra.state_machine.placeholders import bind_placeholders, placeholder
 
 PASSING = Scenario(
     metrics={"test_acc": 0.95, **{f"rule_{r}": 0.0 for r in ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization", "LossNotDecreasing")}},
@@ -76,8 +78,9 @@ def test_run_names_fit_sagemakers_limits_for_a_uuid_execution_name(synthesized_r
 
 def test_the_synthesized_source_bundle_is_an_s3_tar_gz(default):
     static = default.definition["States"]["NameRun"]["Parameters"]["static"]["training"]
-    assert static["sagemaker_submit_directory"].startswith("s3://")
-    assert static["sagemaker_submit_directory"].endswith(".tar.gz") or static["sagemaker_submit_directory"].endswith(".gz")
+    submit_directory = json.loads(static["sagemaker_submit_directory"])  # JSON text, as the toolkit reads it
+    assert submit_directory.startswith("s3://")
+    assert submit_directory.endswith(".tar.gz") or submit_directory.endswith(".gz")
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -92,12 +95,12 @@ def test_asl_validator_accepts_the_definition(synthesize, tmp_path, variant):
 
 
 SAMPLE = Deployment("us-east-1", "arn:aws:iam::123456789012:role/sm", "bucket", "s3://bucket/bundle.tar.gz")
-#: The error name under which each integration reports throttling (see infra/state_machine.py).
+#: The error name under which each SDK integration reports throttling (see infra/state_machine/vocabulary.py).
 THROTTLING = {
-    "arn:aws:states:::sagemaker:": "SageMaker.AmazonSageMakerException",
     "arn:aws:states:::aws-sdk:sagemaker:": "SageMaker.ThrottlingException",
     "arn:aws:states:::aws-sdk:applicationautoscaling:": "ApplicationAutoScaling.ThrottlingException",
 }
+OPTIMISED = "arn:aws:states:::sagemaker:"
 
 
 def _tasks(variant: str) -> dict[str, dict]:
@@ -106,11 +109,38 @@ def _tasks(variant: str) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_every_task_retries_throttling_under_its_integrations_error_name(variant):
+def test_every_sdk_task_retries_throttling_under_its_integrations_error_name(variant):
     for name, state in _tasks(variant).items():
+        if state["Resource"].startswith(OPTIMISED):
+            continue
         (expected,) = [error for prefix, error in THROTTLING.items() if state["Resource"].startswith(prefix)]
         retried = {error for retrier in state["Retry"] for error in retrier["ErrorEquals"]}
         assert expected in retried, f"{name} does not retry {expected}"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_optimised_sagemaker_tasks_retry_only_a_throttled_call_and_come_back_to_themselves(variant):
+    """Their names are fixed for the run: a retry after a call that created something could only
+    meet the name taken. The flow tests run the throttled and the refused cases."""
+    states = build_definition(load_config(VARIANTS[variant]), SAMPLE)["States"]
+    optimised = {name: state for name, state in _tasks(variant).items() if state["Resource"].startswith(OPTIMISED)}
+    assert len(optimised) == 6  # Tune, Retrain, CreateModel, CreateEndpointConfig, CreateEndpoint, UpdateEndpoint
+    for name, state in optimised.items():
+        assert state["Retry"] == [], f"{name} retries whatever the error"
+        (throttled,) = [c["Next"] for c in state["Catch"] if c["ErrorEquals"] == ["SageMaker.AmazonSageMakerException"]]
+        (back_off,) = {choice["Next"] for choice in states[throttled]["Choices"]}
+        assert states[states[back_off]["Next"]] == {"Type": "Wait", "Seconds": 15, "Next": name}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_run_timeout_does_not_multiply_by_the_retry_attempts(variant):
+    """MaxRuntimeInSeconds and MaxWaitTimeInSeconds bound all of a job's attempts together."""
+    config = VARIANTS[variant]
+    once, often = (
+        build_definition(load_config({**config, "training": {**config.get("training", {}), "max_retry_attempts": n}}), SAMPLE)
+        for n in (1, 30)
+    )
+    assert once["TimeoutSeconds"] == often["TimeoutSeconds"]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

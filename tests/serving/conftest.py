@@ -1,5 +1,5 @@
-"""Fixtures for the serving tests: a model dir, the toolkit's handler service over it and a local
-endpoint on 127.0.0.1 (both imgclf's local engine, imgclf/local/endpoint.py), and the front
+"""Fixtures for the serving tests: the local endpoint on 127.0.0.1 (imgclf/local/endpoint.py) in
+front of the session's Ray Serve container (`model_container`, tests/conftest.py), and the front
 door's environment."""
 from __future__ import annotations
 
@@ -8,32 +8,18 @@ from pathlib import Path
 
 import pytest
 
-# The checkout's `serving` (with frontdoor/) is imported before HandlerService puts model_dir/code
-# first on sys.path, so the front door stays importable beside the model's code/serving copy.
-import imgclf_serving  # noqa: F401
-from imgclf.local.endpoint import EndpointServer, HandlerService
+from imgclf.local.endpoint import EndpointServer
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside this file
 
 from hostile_corpus import hostile_cases  # noqa: E402
-from model_dirs import build_model_dir  # noqa: E402
 
 ENDPOINT_NAME = "imgclf-test"
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    return build_model_dir(tmp_path_factory.mktemp("model") / "model", image_size=32)
-
-
-@pytest.fixture(scope="session")
-def handler_service(model_dir) -> HandlerService:
-    return HandlerService(model_dir)
-
-
-@pytest.fixture(scope="session")
-def local_endpoint(handler_service):
-    with EndpointServer(handler_service, ENDPOINT_NAME) as server:
+def local_endpoint(model_container):
+    with EndpointServer(model_container, ENDPOINT_NAME) as server:
         yield server
 
 

@@ -1,4 +1,6 @@
-"""The serving benchmarks run end to end and print their figures (tiny counts, a 32 px model)."""
+"""The serving benchmarks run end to end and print their figures (tiny counts, a 32 px model), against
+the session's local endpoint and Ray Serve container rather than a container of their own: their
+own start-up path is `imgclf local serve`'s (tests/imgclf/test_local_serve.py)."""
 from __future__ import annotations
 
 import re
@@ -10,26 +12,29 @@ from model_dirs import REPO_ROOT
 
 def run_script(name: str, *args: str) -> str:
     done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / name), *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done.stdout
 
 
-def test_serving_latency_prints_each_path_and_the_ratios():
+def test_serving_latency_prints_each_path_and_the_ratios(local_endpoint, model_dir):
     out = run_script("serving_latency.py", "--image-size", "32", "--iterations", "3", "--warmup", "1",
-                     "--photo-side", "96")
-    for path in ("forward", "handler", "frontdoor", "decode", "transform"):
+                     "--photo-side", "96", "--endpoint", local_endpoint.url, "--endpoint-name", local_endpoint.endpoint_name,
+                     "--model", str(model_dir))
+    for path in ("forward", "handler", "endpoint", "frontdoor", "decode", "transform"):
         assert re.search(rf"^\s*{path}: p50 +[0-9.]+ ms +p99 +[0-9.]+ ms$", out, re.M), out
-    assert re.search(r"^handler/forward += [0-9.]+", out, re.M) and re.search(r"^frontdoor/handler = [0-9.]+", out, re.M)
+    for ratio in ("handler/forward", "endpoint/handler", "frontdoor/endpoint"):
+        assert re.search(rf"^{ratio} += [0-9.]+", out, re.M), out
 
 
-def test_load_frontdoor_prints_the_load_figures_and_a_time_bounded_breakdown():
+def test_load_frontdoor_prints_the_load_figures_and_a_time_bounded_breakdown(local_endpoint, model_dir):
     # 200 images to time one at a time would take far longer than the 2 s allowed
-    out = run_script("load_frontdoor.py", "--requests", "6", "--concurrency", "2", "--warmup", "1",
-                     "--image-size", "32", "--breakdown", "--breakdown-rounds", "10", "--max-seconds", "2")
-    assert re.search(r"^c=  2 sent=6 in [0-9.]+ s: [0-9.]+ req/s, p50 [0-9.]+ ms, p95 [0-9.]+ ms, p99 [0-9.]+ ms, "
-                     r"errors 0$", out, re.M), out
-    assert re.search(r"^RSS before: \{'endpoint': [0-9.]+, 'frontdoor': [0-9.]+\}$", out, re.M)
-    assert re.search(r"^RSS after: ", out, re.M)
+    out = run_script("load_frontdoor.py", "--requests", "6", "--sweep", "1,2", "--warmup", "1",
+                     "--endpoint", local_endpoint.url, "--endpoint-name", local_endpoint.endpoint_name,
+                     "--model", str(model_dir),
+                     "--breakdown", "--breakdown-rounds", "10", "--max-seconds", "2")
+    for c in (1, 2):
+        assert re.search(rf"^c= +{c} sent=6 in [0-9.]+ s: [0-9.]+ req/s, p50 [0-9.]+ ms, p95 [0-9.]+ ms, "
+                         r"p99 [0-9.]+ ms, errors 0$", out, re.M), out
     assert re.search(r"^breakdown stopped by --max-seconds after \d+ image\(s\)$", out, re.M), out
     assert re.search(r"^ +frontdoor_overhead: -?[0-9.]+$", out, re.M), out

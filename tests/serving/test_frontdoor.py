@@ -133,10 +133,18 @@ def test_body_over_max_body_bytes_is_413_without_calling_the_endpoint(frontdoor,
 
 @pytest.mark.parametrize("status", [400, 413, 415])
 def test_handler_refusals_pass_through_with_their_first_line_only(frontdoor, runtime, status):
+    """TorchServe's toolkit answers the message, then the traceback."""
     model_error(runtime, status, "the body is not a recognised image\nTraceback (most recent call last):\n  File x")
     got_status, body, _ = call(frontdoor, proxy_event(corpus.jpeg()))
     assert got_status == status
     assert body["error"]["message"] == "the body is not a recognised image"
+
+
+@pytest.mark.parametrize("status", [400, 413, 415])
+def test_handler_refusals_in_the_ray_serve_containers_json_pass_through_with_their_message(frontdoor, runtime, status):
+    model_error(runtime, status, json.dumps({"error": "the body is not a recognised image"}))
+    got_status, body, _ = call(frontdoor, proxy_event(corpus.jpeg()))
+    assert (got_status, body["error"]["message"]) == (status, "the body is not a recognised image")
 
 
 def test_model_crash_is_502_without_its_message(frontdoor, runtime):

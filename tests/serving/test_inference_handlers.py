@@ -82,6 +82,20 @@ def test_top_k_comes_from_the_custom_attributes_header(model):
     assert len(predict(model, corpus.jpeg(), context=context)["predictions"]) == 1
 
 
+def test_top_k_comes_from_a_plain_header_mapping_as_ray_serve_passes_it(model):
+    headers = {"content-type": "image/jpeg", "x-amzn-sagemaker-custom-attributes": "top_k=2"}
+    assert len(predict(model, corpus.jpeg(), context=headers)["predictions"]) == 2
+
+
+def test_a_batch_predicts_what_each_image_alone_predicts(model):
+    images = [inference.input_fn(body, "application/octet-stream")
+              for body in (corpus.jpeg(), corpus.png("coffee"), corpus.palette_gif())]
+    batched = inference.predict_batch_fn(images, model)
+    assert len(batched) == 3
+    for image, prediction in zip(images, batched, strict=True):
+        assert torch.allclose(prediction.probabilities, inference.predict_fn(image, model).probabilities, atol=1e-5)
+
+
 def test_top_k_above_the_class_count_is_capped(model):
     context = _Headers({"x-amzn-sagemaker-custom-attributes": "top_k=50"})
     assert predict(model, corpus.jpeg(), context=context)["top_k"] == len(CLASSES)

@@ -20,7 +20,8 @@ from PIL import Image
 from smdebug.core.reductions import REDUCTIONS_PREFIX, reverse_reduction_tensor_name
 from torch import nn
 
-from training.instrumentation import DEBUGGER_REPORT, Instrumentation
+from training.instrumentation import Instrumentation
+from training.output_files import DEBUGGER_REPORT
 
 SIZE = 16
 

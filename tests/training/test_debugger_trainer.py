@@ -14,9 +14,10 @@ from smdebug.trials import create_trial
 from test_faults_interruption import StopAfterSteps
 
 from conftest import FAST_FLAGS
-from training import rules
-from training.instrumentation import DEBUGGER_REPORT, TRIAL_DIR
+from training import portable_rules
+from training.instrumentation import TRIAL_DIR
 from training.metrics import RULE_NAMES, metric_definitions, parse_metrics, rule_metric_name
+from training.output_files import DEBUGGER_REPORT
 from training.train import parse_args, run_job
 
 #: 32 train and 32 valid images in batches of 4: 8 TRAIN and 8 EVAL steps per epoch, so 2 epochs
@@ -86,7 +87,7 @@ def test_a_job_killed_after_its_last_checkpoint_still_gets_verdicts_on_the_rerun
         small_splits: Path, tmp_path: Path, monkeypatch):
     job = tmp_path / "job"
     with monkeypatch.context() as patch:
-        patch.setattr(rules, "evaluate_rules", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+        patch.setattr(portable_rules, "evaluate_rules", lambda *a, **k: (_ for _ in ()).throw(Killed()))
         with pytest.raises(Killed):
             run_job(_args(small_splits, job), StopAfterSteps(10**6))
     _spot_restart(job)

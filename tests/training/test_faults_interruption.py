@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from training.checkpoint import StopFlag
-from training.data import EpochSampler
+from training.data import EpochBatches
 from training.train import parse_args, run_job
 from conftest import FAST_FLAGS
 
@@ -95,13 +95,31 @@ def test_a_job_stopped_mid_epoch_resumes_at_the_next_step_and_ends_with_the_unin
 
 
 def test_an_epochs_order_and_augmentation_seeds_depend_only_on_seed_and_epoch_and_resume_mid_way():
-    def drawn(seed: int, epoch: int, start: int = 0) -> list[tuple[int, int]]:
-        sampler = EpochSampler(10, seed)
-        sampler.set_epoch(epoch, start=start)
+    def drawn(seed: int, epoch: int, start_step: int = 0) -> list[list[tuple[int, int]]]:
+        batches = EpochBatches(10, 2, seed)
+        batches.set_epoch(epoch, start_step=start_step)
         torch.rand(3)  # what the global RNG did before must not matter
-        return list(sampler)
+        return list(batches)
 
     whole = drawn(3, 2)
-    assert sorted(index for index, _ in whole) == list(range(10))
-    assert whole == drawn(3, 2) and drawn(3, 2, start=4) == whole[4:]
+    assert sorted(index for batch in whole for index, _ in batch) == list(range(10))
+    assert whole == drawn(3, 2) and drawn(3, 2, start_step=2) == whole[2:]
     assert whole not in (drawn(3, 1), drawn(4, 2))
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_the_ranks_shares_of_each_global_batch_are_together_one_processes_batch(world_size: int):
+    def shares_of(rank: int, start_step: int = 0) -> list[list[tuple[int, int]]]:
+        batches = EpochBatches(23, 8, seed=5, rank=rank, world_size=world_size)
+        batches.set_epoch(4, start_step=start_step)
+        return list(batches)
+
+    one = EpochBatches(23, 8, seed=5)
+    one.set_epoch(4)
+    single = list(one)
+    ranks = [shares_of(rank) for rank in range(world_size)]
+    assert len(single) == 2  # 23 images at a global batch of 8: the ragged third batch is dropped
+    for step, batch in enumerate(single):
+        assert [item for rank in ranks for item in rank[step]] == batch
+        assert max(len(r[step]) for r in ranks) - min(len(r[step]) for r in ranks) <= 1
+    assert [shares_of(rank, start_step=1) for rank in range(world_size)] == [r[1:] for r in ranks]

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from training import profiling
-from training.profiling import SUMMARY_JSON, SUMMARY_MD, TRACE_DIR, StepProfiler, timing_summary
+from training.output_files import PROFILER_SUMMARY_JSON, PROFILER_SUMMARY_MD, PROFILER_TRACE_DIR
+from training.profiling import StepProfiler, timing_summary
 
 
 def _train(profiler: StepProfiler, steps: int) -> None:
@@ -30,9 +31,9 @@ def test_window_writes_a_tensorboard_trace_and_a_summary_of_the_profiled_steps(t
     _train(profiler, steps=8)
     summary = profiler.finish()
     assert summary["steps"] == 8 and summary["profiled_steps"] == 3
-    assert list((tmp_path / TRACE_DIR).glob("*.pt.trace.json"))
-    assert json.loads((tmp_path / SUMMARY_JSON).read_text()) == summary
-    assert "Training steps: 8 (profiled window: 3 steps" in (tmp_path / SUMMARY_MD).read_text()
+    assert list((tmp_path / PROFILER_TRACE_DIR).glob("*.pt.trace.json"))
+    assert json.loads((tmp_path / PROFILER_SUMMARY_JSON).read_text()) == summary
+    assert "Training steps: 8 (profiled window: 3 steps" in (tmp_path / PROFILER_SUMMARY_MD).read_text()
     ops = [o["op"] for o in summary["top_ops"]]
     assert "aten::addmm" in ops
     assert summary["peak_memory"]["bytes"] > 0
@@ -52,7 +53,7 @@ def test_a_run_shorter_than_the_window_profiles_what_it_ran(tmp_path):
     _train(profiler, steps=4)
     summary = profiler.finish()
     assert summary["steps"] == 4 and summary["profiled_steps"] == 2
-    assert list((tmp_path / TRACE_DIR).glob("*.pt.trace.json"))
+    assert list((tmp_path / PROFILER_TRACE_DIR).glob("*.pt.trace.json"))
 
 
 def test_a_run_that_ends_before_the_window_has_no_operator_profile(tmp_path):
@@ -60,7 +61,7 @@ def test_a_run_that_ends_before_the_window_has_no_operator_profile(tmp_path):
     _train(profiler, steps=1)
     summary = profiler.finish()
     assert summary["profiled_steps"] == 0 and summary["top_ops"] == [] and summary["trace_dir"] is None
-    assert "No operator profile" in (tmp_path / SUMMARY_MD).read_text()
+    assert "No operator profile" in (tmp_path / PROFILER_SUMMARY_MD).read_text()
 
 
 def test_zero_profile_steps_turns_the_profiler_off_but_keeps_step_timings(tmp_path):
@@ -68,7 +69,7 @@ def test_zero_profile_steps_turns_the_profiler_off_but_keeps_step_timings(tmp_pa
     _train(profiler, steps=3)
     summary = profiler.finish()
     assert summary["steps"] == 3 and summary["profiled_steps"] == 0
-    assert not (tmp_path / TRACE_DIR).exists()
+    assert not (tmp_path / PROFILER_TRACE_DIR).exists()
 
 
 def test_no_steps_gives_zero_shares_not_a_division_error():
@@ -90,7 +91,7 @@ def test_cpu_utilisation_is_sampled_during_training_within_what_the_machine_has(
     assert all(0 <= s["process_cpu_pct"] <= 100 * cores and 0 <= s["system_cpu_pct"] <= 100
                for s in utilisation["samples"])
     assert utilisation["mean"]["process_cpu_pct"] > 20  # the busy thread shows
-    assert "trainer process CPU" in (tmp_path / SUMMARY_MD).read_text()
+    assert "trainer process CPU" in (tmp_path / PROFILER_SUMMARY_MD).read_text()
 
 
 def test_a_run_shorter_than_one_sample_interval_still_gets_one_sample(tmp_path):

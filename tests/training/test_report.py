@@ -8,8 +8,8 @@ from debug_loop import load_split, train
 from PIL import Image
 
 from training.metrics import RULE_NAMES
-from training.profiling import SUMMARY_JSON
-from training.training_report import LOSS_PNG, REPORT_MD, STEP_PNG, UTILISATION_PNG, write_report
+from training.output_files import LOSS_PNG, PROFILER_SUMMARY_JSON, REPORT_MD, STEP_PNG, UTILISATION_PNG
+from training.training_report import write_report
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def run(demo_splits, tmp_path_factory):
 
 
 def test_profiler_summary_counts_every_training_step_and_the_window(run):
-    summary = json.loads((run.out / SUMMARY_JSON).read_text())
+    summary = json.loads((run.out / PROFILER_SUMMARY_JSON).read_text())
     assert summary["steps"] == run.train_steps == 16
     assert summary["profiled_steps"] == 4
     assert summary["data_wait_pct"] + summary["compute_pct"] == pytest.approx(100.0)

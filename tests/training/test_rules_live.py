@@ -11,9 +11,10 @@ from smdebug.trials import create_trial
 from torch import nn
 
 from training.debug_hook import HOOK_CONFIG_ENV
-from training.debugger_collections import DEFAULT_SAVE_INTERVAL, RULE_DEFAULTS, collection_configurations
+from training.debugger_collections import DEFAULT_SAVE_INTERVAL, collection_configurations
 from training.metrics import RULE_NAMES, metric_definitions, parse_metrics, rule_metric_name
-from training.rules import ERROR, NO_VERDICT, evaluate_rules
+from training.portable_rules import ERROR, NO_VERDICT, evaluate_rules
+from training.rules import RULE_DEFAULTS
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.debugger_collections import (
-    RULE_DEFAULTS,
-    collection_configurations,
-    managed_rule_parameters,
-    rule_parameters,
-)
+from training.debugger_collections import collection_configurations
+from training.rules import RULE_DEFAULTS, managed_rule_parameters, rule_parameters
 from training.instrumentation import Instrumentation
 from training.metrics import RULE_NAMES
 
@@ -73,3 +69,17 @@ def test_relu_inputs_follow_an_overridden_poor_weight_initialization_window(mana
     configs = collection_configurations(rule_params={"PoorWeightInitialization": {"steps": 3}}, managed=managed)
     relu = next(c["CollectionParameters"] for c in configs if c["CollectionName"] == "relu_input")
     assert relu["train.end_step"] == "3"
+
+
+def test_the_thresholds_module_loads_neither_smdebug_nor_numpy():
+    """infra/ reads the thresholds at synth time, and the trainer checks --rule-params with them
+    before any data is read: only the portable rules need smdebug."""
+    import subprocess
+    import sys
+
+    script = ("import sys, training.rules, training.debugger_collections\n"
+              "print(sorted(m for m in ('smdebug', 'numpy', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

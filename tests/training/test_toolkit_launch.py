@@ -31,12 +31,13 @@ def source_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_source_bundle(tmp_path_factory.mktemp("bundle"))
 
 
-def make_job(base: Path, splits: Path, bundle: Path) -> Path:
-    """`base` laid out as SageMaker lays out /opt/ml before the container starts."""
+def make_job(base: Path, splits: Path, bundle: Path, **hyperparameters: str) -> Path:
+    """`base` laid out as SageMaker lays out /opt/ml before the container starts; `hyperparameters`
+    change or add to HYPERPARAMETERS."""
     config = base / "input" / "config"
     config.mkdir(parents=True)
     (config / "hyperparameters.json").write_text(
-        json.dumps({**HYPERPARAMETERS, "sagemaker_submit_directory": str(bundle)}))
+        json.dumps({**HYPERPARAMETERS, **hyperparameters, "sagemaker_submit_directory": str(bundle)}))
     (config / "inputdataconfig.json").write_text(json.dumps({
         c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
         for c in CHANNELS}))
@@ -49,12 +50,12 @@ def make_job(base: Path, splits: Path, bundle: Path) -> Path:
     return base
 
 
-def run_toolkit(base: Path) -> subprocess.CompletedProcess:
+def run_toolkit(base: Path, **extra_env: str) -> subprocess.CompletedProcess:
     """The container's `train` command: sagemaker_training.cli.train:main."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
     # Studio local mode skips the wait for the host `algo-1` to resolve in DNS.
     env.update(SAGEMAKER_BASE_DIR=str(base), SM_STUDIO_LOCAL_MODE="true", PIP_NO_INDEX="1",
-               PIP_DISABLE_PIP_VERSION_CHECK="1")
+               PIP_DISABLE_PIP_VERSION_CHECK="1", **extra_env)
     return subprocess.run([sys.executable, "-c", "from sagemaker_training.cli.train import main; main()"],
                           capture_output=True, text=True, timeout=600, cwd=base, env=env)
 

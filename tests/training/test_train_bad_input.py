@@ -1,6 +1,7 @@
 """Data and paths a person can get wrong: each gives one clear line on stderr and a non-zero exit."""
 from __future__ import annotations
 
+import json
 import resource
 import shutil
 import signal
@@ -155,3 +156,15 @@ def test_rule_parameters_for_an_unknown_rule_are_refused_before_training(splits_
     err = capsys.readouterr().err
     assert err.startswith("error: argument --rule-params: unknown rule 'Overfitting'") and "Traceback" not in err
     assert not list((tmp_path / "checkpoints").glob("*.pth"))
+
+
+def test_a_fastfile_channel_is_not_read_ahead_and_an_undecodable_file_stops_the_job_by_name(
+        splits_copy, tmp_path, capsys, monkeypatch):
+    """Decoding every file before training would download a streamed (FastFile) channel whole."""
+    broken = sorted((splits_copy / "train" / "coffee").iterdir())[0]
+    _break_an_image(broken)
+    monkeypatch.setenv("SM_INPUT_DATA_CONFIG", json.dumps({
+        "train": {"TrainingInputMode": "FastFile"}, "valid": {"TrainingInputMode": "File"}}))
+    assert broken in {path for path, _ in scan_split("train", splits_copy / "train", decode=False).samples}
+    assert _cli(splits_copy, tmp_path, "--epochs", "1") == 2
+    assert _one_error_line(capsys).startswith(f"error: train channel: cannot decode {broken}: ")

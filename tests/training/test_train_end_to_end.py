@@ -39,6 +39,14 @@ def test_the_model_dir_holds_weights_labels_metadata_and_serving_code(trained, d
     assert not (code / "imgclf_serving" / "frontdoor").exists()
 
 
+def test_the_model_dir_holds_the_drift_reports_baseline_from_the_test_split(trained, demo_splits: Path):
+    job, _ = trained
+    baseline = json.loads((job / "model" / "monitoring-baseline.json").read_text())
+    tested = sum(1 for p in (demo_splits / "test").rglob("*") if p.is_file())
+    assert baseline["count"] == tested == sum(baseline["class_counts"].values()) == sum(baseline["confidence_counts"])
+    assert list(baseline["class_counts"]) == sorted(p.name for p in (demo_splits / "train").iterdir())
+
+
 def test_model_pth_is_a_state_dict_that_loads_into_the_serving_architecture(trained):
     job, _ = trained
     state = torch.load(job / "model" / "model.pth", map_location="cpu", weights_only=True)

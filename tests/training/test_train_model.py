@@ -73,7 +73,7 @@ def test_weights_of_another_architecture_are_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("unfreeze, trainable", [
-    ("head", {"fc"}), ("layer4", {"layer4", "fc"}),
+    ("head", {"fc"}), ("last", {"layer4", "fc"}),
     ("all", {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"})])
 def test_unfreeze_decides_which_top_level_blocks_train(unfreeze, trainable):
     model = build_model("resnet50", 3, "none", unfreeze)
@@ -81,8 +81,8 @@ def test_unfreeze_decides_which_top_level_blocks_train(unfreeze, trainable):
 
 
 def test_batchnorm_in_the_frozen_backbone_keeps_its_running_statistics_while_training():
-    model = build_model("resnet50", 3, "none", "layer4")
-    train_mode(model, "layer4")
+    model = build_model("resnet50", 3, "none", "last")
+    train_mode(model)
     assert not model.layer3[0].bn1.training and model.layer4[0].bn1.training and model.training
     before = model.layer3[0].bn1.running_mean.clone()
     model(torch.randn(4, 3, 32, 32))
@@ -92,7 +92,7 @@ def test_batchnorm_in_the_frozen_backbone_keeps_its_running_statistics_while_tra
 
 def test_imagenet_weights_without_network_are_an_error_naming_the_offline_choices(offline):
     with pytest.raises(TrainerError, match=f"^{OFFLINE_ERROR}$"):
-        build_model("resnet50", 3, "imagenet", "layer4")
+        build_model("resnet50", 3, "imagenet", "last")
 
 
 def test_the_trainer_reports_an_offline_imagenet_download_as_one_line(offline, small_splits, tmp_path, capsys):

@@ -1,11 +1,11 @@
 """Start TorchServe the way the SageMaker PyTorch inference container does, on 127.0.0.1.
 
-Run with .venv-torchserve's python: `python torchserve_launcher.py MODEL_DIR WORK_DIR PORT
-METRICS_PORT GRPC_PORT GRPC_MGMT_PORT`. It reuses sagemaker-pytorch-inference's own config
-generator and handler service (what its `serve` entry point runs) and changes only what a test
-must: the config file and model store go to WORK_DIR instead of /etc and the cwd, and every
-address is 127.0.0.1 on the given ports instead of 0.0.0.0:8080. The model server then runs in
-the foreground, so killing this process group stops it.
+Run with .venv-torchserve's python, as imgclf/local/torchserve_container.py does:
+`python torchserve_launcher.py MODEL_DIR WORK_DIR PORT METRICS_PORT GRPC_PORT GRPC_MGMT_PORT`.
+It reuses sagemaker-pytorch-inference's own config generator and handler service (what its `serve`
+entry point runs) and changes only what running beside other servers needs: the config file and
+model store go to WORK_DIR instead of /etc and the cwd, and every address is 127.0.0.1 on the given
+ports instead of 0.0.0.0:8080. The model server then runs in the foreground, in this process's session.
 """
 from __future__ import annotations
 

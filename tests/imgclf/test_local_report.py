@@ -1,0 +1,35 @@
+"""The local run's report reads what the retrain left in its output folder by the trainer's own
+file names, without loading the trainer's PyTorch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from training.output_files import DEBUGGER_REPORT, REPORT_FILES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_report_copies_the_trainers_files_and_reads_its_rules_without_importing_torch(tmp_path: Path):
+    output = tmp_path / "output-data"
+    output.mkdir()
+    for name in REPORT_FILES:
+        (output / name).write_text(name)
+    (output / DEBUGGER_REPORT).write_text(json.dumps({"rules": [{"rule": "Overfit", "status": "NoIssuesFound"}]}))
+    folder = tmp_path / "report"
+    folder.mkdir()
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from imgclf.local import report\n"
+        f"copied = report.copy_profiler(Path({str(folder)!r}), Path({str(output)!r}))\n"
+        f"rules = report.write_rules(Path({str(folder)!r}), Path({str(output)!r}))\n"
+        "print(json.dumps({'copied': copied, 'rules': [r['rule'] for r in rules],"
+        " 'torch': 'torch' in sys.modules}))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found == {"copied": list(REPORT_FILES), "rules": ["Overfit"], "torch": False}
+    assert sorted(p.name for p in (folder / "profiler").iterdir()) == sorted(REPORT_FILES)

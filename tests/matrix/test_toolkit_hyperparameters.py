@@ -1,0 +1,48 @@
+"""Hyperparameters as the sagemaker-training toolkit reads them: its own decoding
+(environment.read_hyperparameters) and its own command line (mapping.to_cmd_args), fed the
+request builders' values and parsed by train.py's parser."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sagemaker_training import environment, mapping
+
+from infra.config import load_config
+from infra.hyperparameters import decoded, encode
+from infra.sagemaker_requests import JobLocations, static_hyperparameters
+from training.train import parse_args
+
+LOC = JobLocations(role_arn="arn:aws:iam::123456789012:role/r", source_bundle_uri="s3://b/source.tar.gz",
+                   data_uri="s3://b/datasets/demo", output_uri="s3://b/runs", region="us-east-1")
+#: Values whose text is also JSON of another type, or JSON itself.
+TRICKY = {"a": "true", "b": "null", "c": "1e3", "d": '{"k": [1, 2]}', "e": "[1]", "f": "", "g": " 7 ",
+          "h": "s3://b/k", "i": 3, "j": 0.5, "k": True, "l": {"x": 1}}
+
+
+def _toolkit_decoded(tmp_path, monkeypatch, hyperparameters: dict[str, str]) -> dict:
+    """The toolkit's own read of hyperparameters.json."""
+    path = tmp_path / "hyperparameters.json"
+    path.write_text(json.dumps(hyperparameters))
+    monkeypatch.setattr(environment, "hyperparameters_file_dir", str(path))
+    return environment.read_hyperparameters()
+
+
+def test_encoded_values_come_back_unchanged_from_the_toolkits_decoding(tmp_path, monkeypatch):
+    assert _toolkit_decoded(tmp_path, monkeypatch, encode(TRICKY)) == TRICKY
+
+
+@pytest.mark.parametrize("text", ["resnet50", "0.0012", "64", "valid_loss", "true", '{"a": 1}', "not json {"])
+def test_decoding_a_value_is_the_toolkits_decoding(tmp_path, monkeypatch, text):
+    """What SageMaker passes as plain text (tuned values, _tuning_objective_metric) decodes alike."""
+    assert decoded({"x": text}) == _toolkit_decoded(tmp_path, monkeypatch, {"x": text})
+
+
+def test_rule_parameter_overrides_reach_the_trainer_through_the_toolkits_command_line(tmp_path, monkeypatch):
+    overrides = {"Overfit": {"patience": 3}, "LossNotDecreasing": {"use_losses_collection": False}}
+    cfg = load_config({"debugger": {"rule_parameters": overrides}})
+    hyperparameters = _toolkit_decoded(tmp_path, monkeypatch, static_hyperparameters(cfg, LOC))
+    user_args = {k: v for k, v in hyperparameters.items() if not k.startswith(("sagemaker_", "_"))}
+    args = parse_args([*mapping.to_cmd_args(user_args), "--model-dir", str(tmp_path / "model")])
+    assert args.rule_params == overrides
+    assert (args.epochs, args.image_size, args.pretrained, args.debugger) == (5, 224, "imagenet", "portable")

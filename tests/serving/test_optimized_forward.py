@@ -1,0 +1,162 @@
+"""The optimized CPU forward (endpoint.optimize): produced by the real trainer after its test
+evaluation, saved in the model dir beside the fp32 weights, measured against fp32 in metric lines
+the gate reads, and loaded by model_fn for the handlers."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgclf.local.gate import gate_failure
+from imgclf_serving import inference, optimized_forward
+from imgclf_serving.architecture import build_classifier
+from imgclf_serving.errors import ModelFileError
+from infra.config import load_config
+from training import optimize
+from training.metrics import OPTIMIZED_METRICS, metric_definitions, parse_metrics
+
+TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "training" / "train.py"
+ARCH = "resnet18"
+
+
+@pytest.fixture(scope="module")
+def int8_job(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(model dir, the trainer's stdout) of one real training job with --optimize int8, run as
+    the toolkit runs train.py."""
+    job = tmp_path_factory.mktemp("int8-job")
+    command = [sys.executable, str(TRAIN_SCRIPT), *(f"--{s}={demo_splits / s}" for s in ("train", "valid", "test")),
+               f"--model-dir={job / 'model'}", "--arch", ARCH, "--optimize", "int8", "--epochs", "2",
+               "--image-size", "32", "--pretrained", "none", "--unfreeze", "all", "--lr", "0.01",
+               "--batch-size", "32", "--num-workers", "0", "--debugger", "off"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=job, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return job / "model", result.stdout
+
+
+@pytest.fixture(scope="module")
+def served(int8_job):
+    return inference.model_fn(str(int8_job[0]))
+
+
+def _test_images(splits: Path) -> list[tuple[bytes, str]]:
+    return [(path.read_bytes(), path.parent.name) for path in sorted((splits / "test").rglob("*.jpg"))]
+
+
+def test_the_trainer_saves_the_int8_forward_beside_the_fp32_weights(int8_job):
+    model_dir, _ = int8_job
+    assert {"model.pth", "model.onnx", "model-meta.json"} <= {p.name for p in model_dir.iterdir()}
+    assert json.loads((model_dir / "model-meta.json").read_text())["optimize"] == "int8"
+    # The container installs the ONNX Runtime release the trainer measured with, and nothing else.
+    from importlib.metadata import version
+
+    lines = [line for line in (model_dir / "code" / "requirements.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert lines == [f"onnxruntime=={version('onnxruntime')}"]
+
+
+def test_int8_weights_make_the_model_smaller(int8_job):
+    model_dir, _ = int8_job
+    assert (model_dir / "model.onnx").stat().st_size < 0.4 * (model_dir / "model.pth").stat().st_size
+
+
+def test_the_trainer_prints_the_comparison_as_metric_lines_the_requests_regexes_read(int8_job):
+    _, log = int8_job
+    found = parse_metrics(log, metric_definitions())
+    assert {name: len(found.get(name, [])) for name in OPTIMIZED_METRICS} == {name: 1 for name in OPTIMIZED_METRICS}
+    assert 0 <= found["optimized_agreement"][0] <= 1 and 0 <= found["optimized_test_acc"][0] <= 1
+
+
+def test_model_fn_serves_the_onnx_forward_on_a_cpu(served):
+    assert isinstance(served.network, optimized_forward.OnnxForward)
+    assert served.meta["optimize"] == "int8"
+
+
+def test_the_printed_agreement_is_what_the_handlers_serve(int8_job, served, demo_splits: Path):
+    """Through input_fn/predict_fn, the int8 forward agrees with the fp32 network on exactly the
+    share of test images the trainer printed for the gate."""
+    model_dir, log = int8_job
+    fp32_dir = model_dir.parent / "fp32-model"
+    shutil.copytree(model_dir, fp32_dir)
+    meta = json.loads((fp32_dir / "model-meta.json").read_text())
+    (fp32_dir / "model-meta.json").write_text(json.dumps({**meta, "optimize": "none"}))
+    fp32 = inference.model_fn(str(fp32_dir))
+    assert isinstance(fp32.network, torch.nn.Module)
+    images = _test_images(demo_splits)
+    agree = 0
+    for body, _ in images:
+        image = inference.input_fn(body, "image/jpeg")
+        agree += int(inference.predict_fn(image, served).probabilities.argmax() ==
+                     inference.predict_fn(image, fp32).probabilities.argmax())
+    printed = parse_metrics(log, metric_definitions())["optimized_agreement"][0]
+    assert agree / len(images) == pytest.approx(printed, abs=1e-6)
+
+
+def test_the_handlers_answer_json_labels_from_the_int8_forward(served, demo_splits: Path):
+    body, _ = _test_images(demo_splits)[0]
+    answer, content_type = inference.output_fn(inference.predict_fn(inference.input_fn(body, "image/jpeg"), served), None)
+    labels = {p["label"] for p in json.loads(answer)["predictions"]}
+    assert content_type == "application/json" and labels <= set(served.classes)
+
+
+def test_the_graph_forward_computes_what_the_fp32_network_computes(int8_job, tmp_path):
+    """`graph` is the fp32 network as ONNX: its logits equal PyTorch's to float rounding."""
+    model_dir, _ = int8_job
+    network = build_classifier(ARCH, 4)
+    network.load_state_dict(torch.load(model_dir / "model.pth", weights_only=True))
+    path = optimize.produce(network, "graph", tmp_path, ARCH, 4, 32, calibration=None)
+    forward = optimized_forward.load(path, threads=1)
+    batch = torch.randn(3, 3, 32, 32)
+    with torch.inference_mode():
+        expected = network.eval()(batch)
+    assert torch.allclose(forward(batch), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_the_gate_reads_the_trainers_comparison_through_the_metric_definitions(int8_job):
+    _, log = int8_job
+    finals = {name: values[-1] for name, values in parse_metrics(log, metric_definitions()).items()}
+    cfg = load_config({"endpoint": {"optimize": "int8"}, "debugger": {"mode": "off"},
+                       "gate": {"min_test_accuracy": 0, "max_optimized_accuracy_drop": 1, "min_optimized_agreement": 0}})
+    assert gate_failure(cfg, "off", finals) is None
+    strict = load_config({"endpoint": {"optimize": "int8"}, "debugger": {"mode": "off"},
+                          "gate": {"min_test_accuracy": 0, "min_optimized_agreement": 1.0}})
+    if finals["optimized_agreement"] < 1:
+        assert gate_failure(strict, "off", finals).startswith("the int8 forward agrees with fp32 on ")
+
+
+@pytest.fixture
+def broken(int8_job, tmp_path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(int8_job[0], target)
+    return target
+
+
+def test_a_missing_onnx_file_is_a_model_file_error(broken):
+    (broken / "model.onnx").unlink()
+    with pytest.raises(ModelFileError, match="model.onnx is missing from the model dir"):
+        inference.model_fn(str(broken))
+
+
+def test_a_corrupt_onnx_file_is_a_model_file_error(broken):
+    (broken / "model.onnx").write_bytes(b"not an onnx model")
+    with pytest.raises(ModelFileError, match="model.onnx is not a loadable ONNX model"):
+        inference.model_fn(str(broken))
+
+
+def test_an_unknown_forward_in_the_metadata_is_a_model_file_error(broken):
+    meta = json.loads((broken / "model-meta.json").read_text())
+    (broken / "model-meta.json").write_text(json.dumps({**meta, "optimize": "fp16"}))
+    with pytest.raises(ModelFileError, match="optimize must be one of none, graph, int8, got 'fp16'"):
+        inference.model_fn(str(broken))
+
+
+def test_a_container_without_onnxruntime_says_what_is_missing(broken, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(ModelFileError, match="model.onnx needs onnxruntime, which code/requirements.txt installs"):
+        inference.model_fn(str(broken))

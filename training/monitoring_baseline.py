@@ -1,0 +1,50 @@
+"""The drift report's reference: what the model predicts on the test split, saved with the model.
+
+`monitoring-baseline.json` in the model dir holds the class mix of the model's top-1 predictions
+and a histogram of its top-1 confidence on the test split; `imgclf monitor report` compares the
+front door's captured predictions with it (imgclf/monitor.py). The histogram's edges travel in the
+file, so the report bins live confidences exactly as the baseline did.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+BASELINE_FILE = "monitoring-baseline.json"
+#: Ten equal bins over [0, 1]: the report's PSI needs the same bins on both sides.
+CONFIDENCE_EDGES = tuple(round(i / 10, 1) for i in range(11))
+
+
+def confidence_counts(confidences: list[float], edges: tuple[float, ...] | list[float] = CONFIDENCE_EDGES) -> list[int]:
+    """Counts per bin [edges[i], edges[i+1]), the last bin closed (a confidence of 1.0 lands in it)."""
+    counts = [0] * (len(edges) - 1)
+    for value in confidences:
+        index = next((i for i in range(len(counts)) if value < edges[i + 1]), len(counts) - 1)
+        counts[index] += 1
+    return counts
+
+
+def baseline(network, loader, classes: list[str], device) -> dict:
+    """The class mix and confidence histogram of `network`'s top-1 predictions over `loader`."""
+    import torch  # here only: the report (imgclf/monitor.py) reads this module's bins without torch
+
+    network.eval()
+    predicted: list[int] = []
+    confidences: list[float] = []
+    with torch.inference_mode():
+        for images, _targets in loader:
+            probabilities = torch.softmax(network(images.to(device)).float(), dim=1)
+            top, index = probabilities.max(dim=1)
+            confidences += top.cpu().tolist()
+            predicted += index.cpu().tolist()
+    return {
+        "source": "test split",
+        "count": len(predicted),
+        "class_counts": {label: predicted.count(i) for i, label in enumerate(classes)},
+        "confidence_edges": list(CONFIDENCE_EDGES),
+        "confidence_counts": confidence_counts(confidences),
+    }
+
+
+def write_baseline(model_dir: Path, network, loader, classes: list[str], device) -> None:
+    (Path(model_dir) / BASELINE_FILE).write_text(json.dumps(baseline(network, loader, classes, device), indent=1) + "\n")

@@ -1,0 +1,166 @@
+"""Produces the optimized CPU forward once after training, and measures it against the fp32 network.
+
+Serverless endpoints run on CPUs and bill per millisecond, so the forward is the bill. The current
+ecosystem path, with nothing to compile in the serving container:
+- `graph`: torch.export captures the network and torch.onnx (the dynamo exporter; TorchScript
+  and torch.jit are deprecated) writes it as ONNX, which ONNX Runtime fuses and runs.
+- `int8`: that graph, pre-processed by ONNX Runtime's quantization tool (shape inference, graph
+  fusions), then statically quantized: QDQ format, per-channel int8 weights, uint8 activations whose
+  ranges come from images of the training split through the eval transform (what serving sees).
+Either is written to the model dir as model.onnx beside the fp32 weights; serving loads it through
+imgclf_serving/optimized_forward.py, and so does `compare` here, so the gate judges what serves.
+
+The comparison runs the fp32 network and the optimized forward on the same test images on this
+CPU: both top-1 accuracies and their top-1 agreement, which the trainer prints as metric lines
+for the gate (infra/gate_checks.py).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from imgclf_serving import optimized_forward
+from imgclf_serving.architecture import build_classifier
+from imgclf_serving.preprocess import eval_transform
+from training.data import ImageSplit, Split
+from training.errors import TrainerError
+
+#: Training images the int8 ranges are calibrated on, spread evenly over the split, and per batch.
+CALIBRATION_IMAGES = 256
+CALIBRATION_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """fp32 and optimized top-1 on the same test images, and how often their top-1 agree."""
+
+    images: int
+    fp32_acc: float
+    optimized_acc: float
+    agreement: float
+
+    def metrics(self) -> dict[str, float]:
+        """The metric lines the gate reads (training/metrics.py OPTIMIZED_METRICS)."""
+        return {"optimized_test_acc": self.optimized_acc, "optimized_acc_drop": self.fp32_acc - self.optimized_acc,
+                "optimized_agreement": self.agreement}
+
+
+def cpu_copy(network: nn.Module, arch: str, num_classes: int) -> nn.Module:
+    """A fresh fp32 CPU network with `network`'s weights: no DDP wrapper, no debugger hooks."""
+    copy = build_classifier(arch, num_classes)
+    copy.load_state_dict({k: v.detach().cpu().float() for k, v in network.state_dict().items()})
+    return copy.eval()
+
+
+def export_onnx(network: nn.Module, image_size: int, path: Path) -> None:
+    """The fp32 network as ONNX, batch size dynamic."""
+    example = torch.zeros(2, 3, image_size, image_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on unused features, not on this graph
+        try:
+            program = torch.onnx.export(
+                network, (example,), dynamo=True, input_names=[optimized_forward.INPUT],
+                output_names=[optimized_forward.OUTPUT], dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
+        except Exception as err:  # noqa: BLE001 - the exporter raises many types; the job needs one line
+            raise TrainerError(f"cannot export the network to ONNX: {str(err).splitlines()[0]}") from None
+    program.save(str(path))
+
+
+def _calibration_batches(split: Split, image_size: int):
+    """Batches of up to CALIBRATION_IMAGES training images, spread evenly, as ONNX Runtime's
+    calibration reader hands them out."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    dataset = ImageSplit(split, eval_transform(image_size))
+    count = min(CALIBRATION_IMAGES, len(dataset))
+    indices = np.linspace(0, len(dataset) - 1, count).round().astype(int).tolist()
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.starts = iter(range(0, count, CALIBRATION_BATCH))
+
+        def get_next(self):
+            start = next(self.starts, None)
+            if start is None:
+                return None
+            images = [dataset[i][0] for i in indices[start:start + CALIBRATION_BATCH]]
+            return {optimized_forward.INPUT: torch.stack(images).numpy()}
+
+    return Reader()
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Split, image_size: int) -> None:
+    """Static int8 quantization of the ONNX graph at `fp32_path` (QDQ, per-channel weights)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        # Symbolic shape inference is for dynamic shapes the exporter already resolved (and needs sympy).
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(int8_path), _calibration_batches(calibration, image_size),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+        )
+
+
+def produce(network: nn.Module, kind: str, model_dir: Path, arch: str, num_classes: int, image_size: int,
+            calibration: Split) -> Path:
+    """Write `kind`'s forward (graph | int8) to model_dir/model.onnx; returns its path."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / optimized_forward.ONNX_FILE
+    cpu_network = cpu_copy(network, arch, num_classes)
+    if kind == "graph":
+        export_onnx(cpu_network, image_size, path)
+        return path
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32_path = Path(scratch) / "fp32.onnx"
+        export_onnx(cpu_network, image_size, fp32_path)
+        quantize_int8(fp32_path, path, calibration, image_size)
+    return path
+
+
+@torch.inference_mode()
+def compare(network: nn.Module, arch: str, num_classes: int, onnx_path: Path, test: Split, image_size: int,
+            batch_size: int) -> Comparison:
+    """Both forwards on every test image, on this CPU with torch's thread count."""
+    fp32 = cpu_copy(network, arch, num_classes)
+    optimized = optimized_forward.load(onnx_path, torch.get_num_threads())
+    dataset = ImageSplit(test, eval_transform(image_size))
+    correct_fp32 = correct_optimized = agree = 0
+    for start in range(0, len(dataset), batch_size):
+        images, targets = zip(*(dataset[i] for i in range(start, min(start + batch_size, len(dataset)))))
+        batch, targets = torch.stack(images), torch.tensor(targets)
+        top_fp32, top_optimized = fp32(batch).argmax(1), optimized(batch).argmax(1)
+        correct_fp32 += int((top_fp32 == targets).sum())
+        correct_optimized += int((top_optimized == targets).sum())
+        agree += int((top_fp32 == top_optimized).sum())
+    n = len(dataset)
+    return Comparison(images=n, fp32_acc=correct_fp32 / n, optimized_acc=correct_optimized / n, agreement=agree / n)
+
+
+def for_serving(args, network: nn.Module, num_classes: int, train: Split, test: Split | None) -> None:
+    """The trainer's step: produce `args.optimize`'s forward in the model dir, compare it with fp32
+    on the test split and print the gate's metric lines (none without a test split: no verdict)."""
+    from training.metrics import format_metric_line
+
+    started = time.perf_counter()
+    path = produce(network, args.optimize, Path(args.model_dir), args.arch, num_classes, args.image_size, train)
+    print(f"optimized forward ({args.optimize}): {path.name} {path.stat().st_size / 1e6:.1f} MB "
+          f"in {time.perf_counter() - started:.0f} s", flush=True)
+    if test is None:
+        return
+    result = compare(network, args.arch, num_classes, path, test, args.image_size, args.batch_size)
+    print(f"optimized forward ({args.optimize}) on {result.images} test images: top-1 {result.optimized_acc:.4f}, "
+          f"fp32 {result.fp32_acc:.4f} on this CPU, agreement {result.agreement:.4f}", flush=True)
+    print(format_metric_line(**result.metrics()), flush=True)

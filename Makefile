@@ -23,8 +23,9 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt training/requirements.txt 
 	$(PIP) install -q --no-deps -e .
 	touch $@
 
-# The inference container's serving stack, TorchServe + sagemaker-pytorch-inference, for the serving
-# test that runs it. A venv of its own, because sagemaker-pytorch-inference ships its own copy of
+# The TorchServe inference container's serving stack, TorchServe + sagemaker-pytorch-inference, for
+# `endpoint.container: torchserve` locally (imgclf/local/torchserve_container.py), its test and the
+# load benchmark's comparison. A venv of its own, because sagemaker-pytorch-inference ships its own copy of
 # sagemaker_inference; torch and the other large packages come from $(VENV) through a .pth file,
 # which site appends after this venv's own site-packages, so that this venv's packages win.
 TS_VENV := .venv-torchserve

@@ -46,6 +46,8 @@ def run(procs: int, splits: Path, job: Path, args: argparse.Namespace) -> dict:
     launch = [sys.executable, script] if procs == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs), script]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     started = time.perf_counter()
     result = subprocess.run(launch + flags, cwd=job, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -67,6 +69,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16, help="the global batch, the same in every run")
     p.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is not timed")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process")
+    p.add_argument("--threads", type=int, default=0,
+                   help="intra-op threads of every process (default: all cores for one process, 1 each under torchrun)")
     args = p.parse_args()
     counts = [int(n) for n in args.procs.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,8 +78,9 @@ def main() -> None:
         make_demo_dataset(tmp / "images", per_class=args.per_class, image_size=args.image_size, seed=0)
         prepare(tmp / "images", tmp / "splits", valid_fraction=0.1, test_fraction=0.1, seed=0)
         device = f"{torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() else f"{os.cpu_count()} CPU core(s)"
+        threads = f"{args.threads} thread(s) per process" if args.threads else "default threads"
         print(f"{device}; {args.arch} {args.image_size} px, global batch {args.batch_size}, "
-              f"{args.epochs - 1} timed epoch(s)")
+              f"{args.epochs - 1} timed epoch(s), {threads}; load average {os.getloadavg()[0]:.1f}")
         results = [run(n, tmp / "splits", tmp / f"job-{n}", args) for n in counts]
     base = results[0]["img_s"]
     print(f"{'processes':>9} {'img/s':>8} {'speed-up':>9} {'efficiency':>10} {'wall s':>7}")

@@ -139,7 +139,7 @@ def compare(network: nn.Module, arch: str, num_classes: int, onnx_path: Path, te
     dataset = ImageSplit(test, eval_transform(image_size))
     correct_fp32 = correct_optimized = agree = 0
     for start in range(0, len(dataset), batch_size):
-        images, targets = zip(*(dataset[i] for i in range(start, min(start + batch_size, len(dataset)))))
+        images, targets = zip(*(dataset[i] for i in range(start, min(start + batch_size, len(dataset)))), strict=True)
         batch, targets = torch.stack(images), torch.tensor(targets)
         top_fp32, top_optimized = fp32(batch).argmax(1), optimized(batch).argmax(1)
         correct_fp32 += int((top_fp32 == targets).sum())

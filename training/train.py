@@ -444,8 +444,10 @@ def run_job(args: argparse.Namespace, stop: StopFlag, dist: Distributed | None =
     if args.optimize != "none":
         optimize.for_serving(args, network, len(classes), train_split, test_split)
     write_model_dir(Path(args.model_dir), network, classes, args.arch, args.image_size, optimize=args.optimize)
-    if test_split is not None:  # the drift report's reference (docs/monitoring.md)
-        write_baseline(Path(args.model_dir), network, test_loader, classes, device)
+    if test_split is not None:  # the drift report's reference (docs/monitoring.md), over the whole split
+        whole_test = make_loader(test_split, eval_transform(args.image_size), train=False, batch_size=args.batch_size,
+                                 num_workers=args.num_workers, device=device)
+        write_baseline(Path(args.model_dir), network, whole_test, classes, device)
     print(f"model written to {args.model_dir}", flush=True)
     return 0
 

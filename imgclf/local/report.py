@@ -162,6 +162,15 @@ def plot_confusion(path: Path, classes: list[str], matrix: list[list[int]]) -> N
     plt.close(fig)
 
 
+def optimized_summary(final: JobResult) -> list[str]:
+    """The optimized forward's comparison with fp32 (training/optimize.py), when the retrain made one."""
+    acc, drop, agreement = (final.final_metric(m) for m in ("optimized_test_acc", "optimized_acc_drop", "optimized_agreement"))
+    if acc is None:
+        return []
+    return [f"- optimized forward: test_acc {acc:.4f} ({-drop * 100:+.2f} points vs fp32 on the CPU), "
+            f"top-1 agreement with fp32 {agreement:.4f}"]
+
+
 def write_report(folder: Path, tuning: TuningResult, final: JobResult, final_output: Path,
                  merged_hyperparameters: dict[str, str], gate: str | None, service=None,
                  test_dir: Path | None = None) -> None:
@@ -185,6 +194,7 @@ def write_report(folder: Path, tuning: TuningResult, final: JobResult, final_out
         f"- tuning objective: {tuning.objective} ({tuning.direction}); best trial {tuning.best.name}: "
         f"{tuning.best.result.final_metric(tuning.objective):.4f}",
         f"- retrain {final.name}: {final.status}, test_acc {final.final_metric('test_acc')}",
+        *optimized_summary(final),
         f"- gate: {gate or 'passed'}", served, "## Trials", "", _markdown_table(rows),
         "![loss curves](loss-curves.png)", "", "## Debugger rules", "",
         (folder / "rules.md").read_text() if rules else "(debugger off)\n",

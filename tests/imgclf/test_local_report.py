@@ -33,3 +33,14 @@ def test_the_report_copies_the_trainers_files_and_reads_its_rules_without_import
     found = json.loads(result.stdout)
     assert found == {"copied": list(REPORT_FILES), "rules": ["Overfit"], "torch": False}
     assert sorted(p.name for p in (folder / "profiler").iterdir()) == sorted(REPORT_FILES)
+
+
+def test_the_summary_shows_the_optimized_forwards_accuracy_and_agreement_with_fp32():
+    from imgclf.local.jobs import JobResult
+    from imgclf.local.report import optimized_summary
+
+    metrics = {"test_acc": [0.93], "optimized_test_acc": [0.925], "optimized_acc_drop": [0.005], "optimized_agreement": [0.9875]}
+    final = JobResult("retrain", "Completed", {}, metrics, 0.0, 1.0)
+    assert optimized_summary(final) == [
+        "- optimized forward: test_acc 0.9250 (-0.50 points vs fp32 on the CPU), top-1 agreement with fp32 0.9875"]
+    assert optimized_summary(JobResult("retrain", "Completed", {}, {"test_acc": [0.93]}, 0.0, 1.0)) == []

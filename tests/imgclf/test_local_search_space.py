@@ -29,6 +29,12 @@ def test_batch_sizes_are_the_requests_categorical_strings():
     assert batch.to_hyperparameter("24") == "24"
 
 
+def test_the_local_tuner_searches_the_backbones_the_request_names():
+    arch = {p.name: p for p in search_space.parameters(_request(archs=["resnet18", "convnext_tiny"]))}["arch"]
+    assert (arch.kind, arch.distribution.choices) == ("Categorical", ("resnet18", "convnext_tiny"))
+    assert arch.to_hyperparameter("convnext_tiny") == "convnext_tiny"
+
+
 def test_a_reverse_logarithmic_range_samples_values_inside_it():
     request = _request()
     request["HyperParameterTuningJobConfig"]["ParameterRanges"]["ContinuousParameterRanges"] = [

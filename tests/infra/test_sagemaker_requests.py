@@ -12,7 +12,6 @@ from infra.config import load_config
 from infra.hyperparameters import decode, decoded
 from sample_locations import LOC
 from infra.sagemaker_requests import (
-    JobLocations,
     endpoint_config_request,
     model_request,
     static_hyperparameters,
@@ -104,6 +103,27 @@ def test_tuning_trials_run_without_debugger_and_without_the_tuned_hyperparameter
     searched = {r["Name"] for ranges in request["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in ranges}
     assert searched == {"lr", "batch-size"} and not searched & set(static)
     assert not [k for k in definition if k.startswith(("Debug", "Profiler"))]
+
+
+def test_tuning_may_search_the_backbone_which_then_is_not_static():
+    cfg = _cfg(tuning={"archs": ["resnet50", "mobilenet_v3_large", "efficientnet_b0"]})
+    request = tuning_job_request(cfg, LOC, "t1")
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]["CategoricalParameterRanges"]
+    assert {"Name": "arch", "Values": ["resnet50", "mobilenet_v3_large", "efficientnet_b0"]} in ranges
+    assert "arch" not in request["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert validate("CreateHyperParameterTuningJob", request) == []
+
+
+def test_the_retrain_takes_the_best_trials_backbone():
+    cfg = _cfg(tuning={"archs": ["resnet50", "mobilenet_v3_large"]})
+    hp = training_job_request(cfg, LOC, "j1", {**TUNED, "arch": "mobilenet_v3_large"})["HyperParameters"]
+    assert decode(hp["arch"]) == "mobilenet_v3_large"
+
+
+def test_only_the_retrain_produces_the_optimized_forward():
+    cfg = _cfg(endpoint={"optimize": "int8"})
+    assert decode(training_job_request(cfg, LOC, "j1", TUNED)["HyperParameters"]["optimize"]) == "int8"
+    assert decode(tuning_job_request(cfg, LOC, "t1")["TrainingJobDefinition"]["StaticHyperParameters"]["optimize"]) == "none"
 
 
 def test_tuning_trials_share_no_checkpoint_location():

@@ -16,7 +16,7 @@ from sagemaker_validator import (
 
 from infra.config import load_config
 from sample_locations import LOC
-from infra.sagemaker_requests import JobLocations, training_job_request, tuning_job_request
+from infra.sagemaker_requests import training_job_request, tuning_job_request
 
 ENDPOINT_CONFIG = {
     "EndpointConfigName": "imgclf-cfg",

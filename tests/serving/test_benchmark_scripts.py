@@ -18,9 +18,8 @@ def run_script(name: str, *args: str) -> str:
 
 
 def test_serving_latency_prints_each_path_and_the_ratios(local_endpoint, model_dir):
-    out = run_script("serving_latency.py", "--image-size", "32", "--iterations", "3", "--warmup", "1",
-                     "--photo-side", "96", "--endpoint", local_endpoint.url, "--endpoint-name", local_endpoint.endpoint_name,
-                     "--model", str(model_dir))
+    out = run_script("serving_latency.py", "--image-size", "32", "--iterations", "3", "--warmup", "1", "--photo-side", "96",
+                     "--endpoint", local_endpoint.url, "--endpoint-name", local_endpoint.endpoint_name, "--model", str(model_dir))
     for path in ("forward", "handler", "endpoint", "frontdoor", "decode", "transform"):
         assert re.search(rf"^\s*{path}: p50 +[0-9.]+ ms +p99 +[0-9.]+ ms$", out, re.M), out
     for ratio in ("handler/forward", "endpoint/handler", "frontdoor/endpoint"):
@@ -28,11 +27,11 @@ def test_serving_latency_prints_each_path_and_the_ratios(local_endpoint, model_d
 
 
 def test_load_frontdoor_prints_the_load_figures_and_a_time_bounded_breakdown(local_endpoint, model_dir):
-    # 200 images to time one at a time would take far longer than the 2 s allowed
+    # 6 requests finish within 10 s even on a busy machine (1 s each was seen); 1,000 images timed
+    # one at a time, through two HTTP hops each, do not on any machine
     out = run_script("load_frontdoor.py", "--requests", "6", "--sweep", "1,2", "--warmup", "1",
                      "--endpoint", local_endpoint.url, "--endpoint-name", local_endpoint.endpoint_name,
-                     "--model", str(model_dir),
-                     "--breakdown", "--breakdown-rounds", "10", "--max-seconds", "2")
+                     "--model", str(model_dir), "--breakdown", "--breakdown-rounds", "50", "--max-seconds", "10")
     for c in (1, 2):
         assert re.search(rf"^c= +{c} sent=6 in [0-9.]+ s: [0-9.]+ req/s, p50 [0-9.]+ ms, p95 [0-9.]+ ms, "
                          r"p99 [0-9.]+ ms, errors 0$", out, re.M), out

@@ -15,7 +15,7 @@ def test_the_inference_handlers_accept_the_same_types_as_the_front_door():
 
 
 def test_importing_the_content_types_loads_neither_powertools_nor_boto3():
-    probe = ("import sys, serving.frontdoor.content_types; "
+    probe = ("import sys, imgclf_serving.frontdoor.content_types; "
              "print(sorted(m for m in ('aws_lambda_powertools', 'boto3', 'botocore') if m in sys.modules))")
     answer = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert answer.stdout.strip() == "[]"

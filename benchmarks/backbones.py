@@ -8,7 +8,8 @@ For each backbone of imgclf_serving/backbones.py and each forward it reports:
              with fp32 (training/optimize.py's compare, what the gate reads)
   forward    p50/p99 of the forward alone at batch 1 and --serve-size px
   handler    p50/p99 of input_fn + predict_fn + output_fn on a 600x400 JPEG (the model dir as
-             model_fn loads it: the optimized forward through ONNX Runtime)
+             model_fn loads it: the optimized forward through ONNX Runtime; the demo-trained
+             network, its int8 calibrated at the training size: speed does not depend on the values)
   size       the weights file serving loads (model.pth or model.onnx)
   cost       compute per million predictions on a serverless endpoint of --memory-mb: handler p50
              x memory x AWS's price per GB-second (--price-per-gb-second)
@@ -105,7 +106,7 @@ def train(arch: str, splits: Path, job: Path, args: argparse.Namespace) -> Path:
                *(f"--{s}={splits / s}" for s in ("train", "valid", "test")), f"--model-dir={job / 'model'}",
                "--arch", arch, "--epochs", str(args.epochs), "--image-size", str(args.train_size),
                "--pretrained", "none", "--unfreeze", "all", "--optimizer", "adamw", "--lr", "0.002",
-               "--batch-size", "32", "--num-workers", "1", "--debugger", "off"]
+               "--batch-size", "64", "--num-workers", "1", "--debugger", "off"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     if result.returncode != 0:
@@ -125,19 +126,28 @@ def fp32_network(model_dir: Path):
 
 
 def optimized_files(network, arch: str, num_classes: int, image_size: int, calibration, target: Path) -> dict[str, Path]:
-    """graph and int8 ONNX files of `network` at `image_size` (one export for both)."""
+    """graph and int8 ONNX files of `network` (int8 calibrated at `image_size`). Unlike the trainer's
+    export, height and width stay dynamic: the one graph is tested at the training size and timed at
+    --serve-size, which halves this benchmark's exports (each takes minutes on 2 shared cores)."""
+    import torch
+
+    from imgclf_serving.optimized_forward import INPUT, OUTPUT
     from training import optimize
 
     target.mkdir(parents=True, exist_ok=True)
     graph = target / "graph.onnx"
-    optimize.export_onnx(optimize.cpu_copy(network, arch, num_classes), image_size, graph)
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=32), 3: torch.export.Dim("width", min=32)}
+    program = torch.onnx.export(optimize.cpu_copy(network, arch, num_classes), (torch.zeros(2, 3, image_size, image_size),),
+                                dynamo=True, input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=(dims,), verbose=False)
+    program.save(str(graph))
     int8 = target / "int8.onnx"
     optimize.quantize_int8(graph, int8, calibration, image_size)
     return {"graph": graph, "int8": int8}
 
 
-def accuracy(arch: str, model_dir: Path, splits: Path, workdir: Path, args: argparse.Namespace) -> dict:
-    """fp32 top-1 and, per optimized forward, its top-1 and agreement with fp32, on the test split."""
+def accuracy(arch: str, model_dir: Path, splits: Path, workdir: Path, args: argparse.Namespace) -> tuple[dict, dict]:
+    """fp32 top-1 and, per optimized forward, its top-1 and agreement with fp32, on the test split;
+    and the ONNX files."""
     from training import optimize
     from training.data import scan_split
 
@@ -149,21 +159,18 @@ def accuracy(arch: str, model_dir: Path, splits: Path, workdir: Path, args: argp
         result = optimize.compare(network, arch, meta["num_classes"], path, test_split, args.train_size, 32)
         found["none"] = {"acc": result.fp32_acc, "agreement": 1.0}
         found[forward] = {"acc": result.optimized_acc, "agreement": result.agreement}
-    return found
+    return found, files
 
 
-def serving_dirs(arch: str, trained: Path, workdir: Path, args: argparse.Namespace) -> dict[str, Path]:
+def serving_dirs(arch: str, trained: Path, files: dict[str, Path], workdir: Path, args: argparse.Namespace) -> dict[str, Path]:
     """Model dirs at --serve-size, one per forward, as the trainer writes them (the demo-trained
-    weights; int8 calibrated on the demo's training images at that size)."""
+    weights and their ONNX files)."""
     import shutil
 
-    from training.data import scan_split
     from training.model_dir import write_model_dir
 
-    network, meta = fp32_network(trained)
+    network, _ = fp32_network(trained)
     classes = json.loads((trained / "classes.json").read_text())
-    calibration = scan_split("train", Path(args.splits["demo"]) / "train")
-    files = optimized_files(network, arch, meta["num_classes"], args.serve_size, calibration, workdir / "onnx")
     dirs = {}
     for forward in FORWARDS:
         target = workdir / forward
@@ -245,13 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         models = {}
         for arch in args.archs:
             entry = results["archs"][arch] = {"accuracy": {}}
-            trained = {}
+            trained, files = {}, {}
             for name, splits in args.splits.items():
                 print(f"[{time.perf_counter() - started:.0f} s] training {arch} on {name}", flush=True)
                 trained[name] = train(arch, Path(splits), root / "jobs" / arch / name, args)
-                entry["accuracy"][name] = accuracy(arch, trained[name], Path(splits), root / "acc" / arch / name, args)
+                entry["accuracy"][name], files[name] = accuracy(arch, trained[name], Path(splits),
+                                                                root / "acc" / arch / name, args)
             print(f"[{time.perf_counter() - started:.0f} s] {arch}: {json.dumps(entry['accuracy'])}", flush=True)
-            dirs = serving_dirs(arch, trained["demo"], root / "serve" / arch, args)
+            dirs = serving_dirs(arch, trained["demo"], files["demo"], root / "serve" / arch, args)
             entry["size_mb"] = {f: round((d / ("model.pth" if f == "none" else "model.onnx")).stat().st_size / 1e6, 1)
                                 for f, d in dirs.items()}
             entry["dirs"] = {f: str(d) for f, d in dirs.items()}

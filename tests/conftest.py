@@ -1,13 +1,19 @@
 """Fixtures shared by every test package."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import pytest
+# smdebug's generated protobuf modules predate protobuf 4, which loads them only in its pure-Python
+# implementation; the trainer selects it before smdebug loads (training/smdebug_runtime.py), and tests
+# that import smdebug themselves need it before anything imports protobuf: here, first.
+os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
-from imgclf.data_prepare import prepare
-from imgclf.demo_data import make_demo_dataset
+import pytest  # noqa: E402
+
+from imgclf.data_prepare import prepare  # noqa: E402
+from imgclf.demo_data import make_demo_dataset  # noqa: E402
 
 #: Small enough to train a ResNet-50 on 2 CPU cores in seconds, large enough to learn.
 DEMO_PER_CLASS = 80

@@ -23,7 +23,6 @@ ACCOUNT = "123456789012"
 KMS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TRAINING_IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/imgclf-trainer:matrix"
 INFERENCE_IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/imgclf-server:matrix"
-WEIGHTS_URI = "s3://imgclf-matrix-weights/resnet50/backbone.pth"
 CORS_ORIGIN = "https://example.com"
 
 #: Every case starts here: small images and a small random backbone, so a job takes seconds on a
@@ -32,6 +31,8 @@ ARCH = "resnet18"
 BASE = {"training": {"arch": ARCH, "image_size": 32, "pretrained": "none", "unfreeze": "all"}}
 #: The backbone the tuner picks in the case that searches backbones.
 TUNED_ARCH = "mobilenet_v3_large"
+#: Where the `pretrained` channel's weights are (the base backbone's, tests/matrix/conftest.py).
+WEIGHTS_URI = f"s3://imgclf-matrix-weights/{ARCH}/backbone.pth"
 
 CASES = {
     c.name: c
@@ -58,9 +59,6 @@ CASES = {
                          "min_capacity": 2, "max_capacity": 4, "target_invocations_per_instance": 50,
                          "data_capture_percent": 20},
         }),
-        # Two instances: SageMaker starts two containers, and the toolkit's torchrun joins them.
-        Case("scaleout", {"training": {"instance_count": 2, "instance_type": "ml.c5.xlarge",
-                                       "tuning_instance_type": "ml.c5.xlarge"}}),
         Case("managed", {"debugger": {"mode": "managed"}, "tuning": {"strategy": "Hyperband", "early_stopping": "Off"}}),
         Case("unguarded", {"debugger": {"mode": "off"}, "gate": {"min_test_accuracy": 0.05},
                            "endpoint": {"inference_framework_version": "1.3"},
@@ -68,13 +66,14 @@ CASES = {
                            "monitoring": {"capture_percent": 2.5, "capture_images": True, "capture_max_bytes": 100_000,
                                           "alarm_error_rate_percent": 2, "alarm_latency_p99_ms": 3000,
                                           "alarm_min_confidence": 0.6, "retrain_on_alarm": True}}),
-        # What changes names, images, limits and the front door, but nothing inside the training container.
+        # Names, images, limits and the front door; and two instances per job, which SageMaker starts
+        # as two containers that the toolkit's torchrun joins.
         Case("service", {
             "name": "matrixb",
             "kms_key_arn": KMS_KEY,
             "inference_image": INFERENCE_IMAGE,
             "log_execution_data": False,
-            "training": {"instance_type": "ml.c5.2xlarge", "tuning_instance_type": "ml.m5.xlarge", "volume_size_gb": 50,
+            "training": {"instance_count": 2, "instance_type": "ml.c5.2xlarge", "tuning_instance_type": "ml.m5.xlarge", "volume_size_gb": 50,
                          "framework_version": "2.10", "py_version": "py313", "spot": False, "max_runtime_seconds": 1800,
                          "max_retry_attempts": 4},
             "endpoint": {"memory_mb": 2048, "max_concurrency": 3},
@@ -539,7 +538,7 @@ PROBES: dict[str, list[tuple[str, Callable[[CaseRun], None]]]] = {
     "tuning.early_stopping": [("trainer", _early_stopping), ("managed", _early_stopping)],
     "training.instance_type": [("service", _instance_type)],
     "training.tuning_instance_type": [("service", _tuning_instance_type)],
-    "training.instance_count": [("scaleout", _instance_count)],
+    "training.instance_count": [("service", _instance_count)],
     "training.input_mode": [("trainer", _input_mode)],
     "training.volume_size_gb": [("service", _volume)],
     "training.framework_version": [("service", _framework)],

@@ -9,9 +9,10 @@
   or debughookconfig.json.
 - The container is the PyTorch training image's: its framework module (sagemaker-pytorch-training)
   under the toolkit.
-- At the start, the job folder is mounted at /opt/ml in a mount namespace of its own, and the
-  container's `train` command runs there. A job with EnableNetworkIsolation also runs in a network
-  namespace with no interface up, so nothing can be reached, S3 included. A job on N instances
+- At the start, the job folder is mounted at /opt/ml in a mount namespace of its own, with the
+  instance's host name (algo-1, ...) in a UTS namespace, and the container's `train` command runs
+  there. A job with EnableNetworkIsolation also runs in a network namespace whose only interface is
+  its own loopback, so nothing outside it can be reached, S3 included. A job on N instances
   runs N containers (algo-1 ... algo-N, each with its own folder and resourceconfig.json), whose
   /etc/hosts puts every instance on 127.0.0.1, so that torchrun's rendezvous at algo-1:7777 works.
 - After a Completed job, /opt/ml/model is packed into model.tar.gz and uploaded to
@@ -47,21 +48,25 @@ DEFAULT_TENSORS_PATH = "/opt/ml/output/tensors"
 PYTORCH_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
 #: The file that becomes the container's /etc/hosts: every instance of the job on loopback.
 HOSTS_FILE = "etc-hosts"
-#: Run inside `unshare --mount`: a fresh /opt (hiding the machine's own) with the job folder at
-#: /opt/ml, the job's /etc/hosts, then the container's command. "$0" is the job folder, "$@" the command.
-_CONTAINER_MOUNTS = (f'mount -t tmpfs tmpfs /opt && mkdir /opt/ml && mount --bind "$0" /opt/ml && '
-                     f'mount --bind "$0/{HOSTS_FILE}" /etc/hosts && cd /opt/ml && exec "$@"')
+#: Run inside `unshare --mount --uts [--net]`: the loopback up (a new network namespace starts
+#: with it down; a container has one), the instance's host name, a fresh /opt (hiding the
+#: machine's own) with the job folder at /opt/ml, the job's /etc/hosts, then the container's
+#: command. "$0" is the job folder, "$1" the host name, the rest the command.
+_CONTAINER_SETUP = ('ip link set lo up && hostname "$1" && mount -t tmpfs tmpfs /opt && mkdir /opt/ml && '
+                    f'mount --bind "$0" /opt/ml && mount --bind "$0/{HOSTS_FILE}" /etc/hosts && cd /opt/ml && '
+                    'shift && exec "$@"')
 START_TIMEOUT_SECONDS = 60.0
 
 
 def namespaces_unavailable() -> str | None:
-    """Why jobs cannot run in their own mount and network namespaces here, or None when they can."""
+    """Why jobs cannot run in their own namespaces here, or None when they can."""
     try:
-        result = subprocess.run(["unshare", "--mount", "--net", "--", "sh", "-c", "mount -t tmpfs tmpfs /opt"],
+        result = subprocess.run(["unshare", "--mount", "--uts", "--net", "--", "sh", "-c",
+                                 "ip link set lo up && hostname algo-1 && mount -t tmpfs tmpfs /opt"],
                                 capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"unshare cannot run: {err}"
-    return None if result.returncode == 0 else f"unshare --mount --net failed: {result.stderr.strip()}"
+    return None if result.returncode == 0 else f"unshare --mount --uts --net failed: {result.stderr.strip()}"
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -177,8 +182,8 @@ class PlatformJob(LocalTrainingJob):
             _write(config / "debughookconfig.json", {"LocalPath": hook.get("LocalPath", DEFAULT_TENSORS_PATH), **hook})
 
     def _command(self) -> list[str]:
-        namespaces = ["--mount", *(["--net"] if self.isolated else [])]
-        return ["unshare", *namespaces, "--", "sh", "-c", _CONTAINER_MOUNTS, str(self.dir.resolve()),
+        namespaces = ["--mount", "--uts", *(["--net"] if self.isolated else [])]
+        return ["unshare", *namespaces, "--", "sh", "-c", _CONTAINER_SETUP, str(self.dir.resolve()), self.host,
                 *super()._command()]
 
     def _environment(self) -> dict[str, str]:

@@ -34,7 +34,9 @@ def int8_job(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory):
                f"--model-dir={job / 'model'}", "--arch", ARCH, "--optimize", "int8", "--epochs", "2",
                "--image-size", "32", "--pretrained", "none", "--unfreeze", "all", "--lr", "0.01",
                "--batch-size", "32", "--num-workers", "0", "--debugger", "off"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
+    # As a job's process starts: the trainer selects protobuf's implementation itself (with the
+    # debugger on; here it is off, so ONNX gets protobuf's fast one, tests/conftest.py aside).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=job, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return job / "model", result.stdout

@@ -33,8 +33,9 @@ pytestmark = pytest.mark.pypi
 REPO = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO / "training" / "requirements.txt"
 IMAGE_PYTHON = training_release(load_config()).support.python
-#: Wheels for the oldest glibc manylinux covers (2.17); the AL2023 images have glibc 2.34.
-PLATFORM = "manylinux2014_x86_64"
+#: Wheels for the oldest glibc manylinux covers (2.17), or for glibc 2.28 (onnx and onnxruntime publish
+#: only those); the AL2023 images have glibc 2.34.
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 #: What the image brings and no requirement may replace.
 IMAGE_OWNED = {"torch", "torchvision", "torchaudio", "triton"}
 
@@ -56,7 +57,7 @@ def _requirement_names(path: Path) -> set[str]:
 def _pip_download(dest: Path, *args: str) -> dict[str, Path]:
     result = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
-         "--only-binary=:all:", "--python-version", IMAGE_PYTHON, "--platform", PLATFORM,
+         "--only-binary=:all:", "--python-version", IMAGE_PYTHON, *(f"--platform={p}" for p in PLATFORMS),
          "--implementation", "cp", "-d", str(dest), *args],
         capture_output=True, text=True, timeout=540)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

@@ -8,15 +8,13 @@ against it by tests/infra/sagemaker_validator.py.
 """
 from __future__ import annotations
 
-import json
-
 import re
 from dataclasses import dataclass
 
 from infra import images
 from infra.config import Config
 from infra.hyperparameters import encode as encode_hyperparameters
-from training import debugger_collections, metrics, rules
+from training import debugger_collections, metrics, rule_overrides_argument, rules
 
 #: The entry point inside the source bundle, relative to its root.
 PROGRAM = "training/train.py"
@@ -101,7 +99,8 @@ def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
     """Every hyperparameter but the tuned ones, for the final retrain (debugger = the configured mode).
 
     Each value is JSON text, as the SageMaker SDK sends it (infra/hyperparameters.py): the toolkit
-    decodes every value once, so the rule overrides, JSON themselves, are encoded twice."""
+    decodes every value once. The rule overrides, JSON themselves, are also percent-encoded: the
+    PyTorch container passes the script's arguments through /bin/sh (training/rule_overrides_argument.py)."""
     t = cfg.training
     return encode_hyperparameters({
         "epochs": t.epochs,
@@ -114,7 +113,7 @@ def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
         "save-interval": cfg.debugger.save_interval,
         "profile-steps": cfg.debugger.profile_steps,
         "optimize": cfg.endpoint.optimize,
-        **({"rule-params": json.dumps(cfg.debugger.rule_parameters, sort_keys=True)} if cfg.debugger.rule_parameters else {}),
+        **({"rule-params": rule_overrides_argument.to_argument(cfg.debugger.rule_parameters)} if cfg.debugger.rule_parameters else {}),
         "sagemaker_program": PROGRAM,
         "sagemaker_submit_directory": _submit_directory(cfg, loc),
         "sagemaker_region": loc.region,

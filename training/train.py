@@ -31,7 +31,7 @@ from imgclf_serving.optimized_forward import FORWARDS
 from imgclf_serving.preprocess import eval_transform
 from training.checkpoint import StopFlag, load_latest, save_checkpoint
 from training.debugger_collections import DEFAULT_SAVE_INTERVAL
-from training import distributed, optimize
+from training import distributed, optimize, rule_overrides_argument
 from training.data import load_splits, make_loader, train_transform
 from training.distributed import Distributed
 from training.errors import TrainerError
@@ -77,8 +77,9 @@ def _positive_float(text: str) -> float:
 
 
 def _json_object(text: str) -> dict:
+    """JSON, or JSON percent-encoded as the pipeline sends it (training/rule_overrides_argument.py)."""
     try:
-        value = json.loads(text)
+        value = rule_overrides_argument.from_argument(text)
     except json.JSONDecodeError as err:
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text[:60]!r}: {err}") from None
     if not isinstance(value, dict):
@@ -130,7 +131,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     dbg.add_argument("--save-interval", type=_int_at_least(1), default=DEFAULT_SAVE_INTERVAL)
     dbg.add_argument("--profile-steps", type=_int_at_least(0), default=10)
     dbg.add_argument("--rule-params", type=_json_object, default={},
-                     help='JSON overrides of the rules\' defaults, e.g. \'{"Overfit": {"patience": 3}}\'')
+                     help='JSON overrides of the rules\' defaults, e.g. \'{"Overfit": {"patience": 3}}\' '
+                          '(or that JSON percent-encoded, as the pipeline sends it)')
     return p
 
 

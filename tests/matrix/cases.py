@@ -18,6 +18,7 @@ from machine_requests import run_machine
 
 from infra import hyperparameters as codec
 from infra.layout import endpoint_name
+from training.rule_overrides_argument import from_argument
 
 ACCOUNT = "123456789012"
 KMS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -395,9 +396,10 @@ def _profile_steps(run: CaseRun) -> None:
 
 
 def _rule_parameters(run: CaseRun) -> None:
-    """The overrides, JSON themselves, survived the toolkit's decoding and reached the rules."""
+    """The overrides, JSON themselves, survived the toolkit's decoding and the container's shell
+    (torchrun's command line) and reached the rules."""
     _completed(run.trial, run.retrain)
-    assert json.loads(run.retrain.args["--rule-params"]) == {"Overfit": {"patience": 3}}
+    assert from_argument(run.retrain.args["--rule-params"]) == {"Overfit": {"patience": 3}}
     report = json.loads(run.retrain.output_file("debugger-report.json").read_text())
     (overfit,) = [r for r in report["rules"] if r["rule"] == "Overfit"]
     assert overfit["parameters"]["patience"] == 3

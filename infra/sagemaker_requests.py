@@ -99,8 +99,8 @@ def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
     """Every hyperparameter but the tuned ones, for the final retrain (debugger = the configured mode).
 
     Each value is JSON text, as the SageMaker SDK sends it (infra/hyperparameters.py): the toolkit
-    decodes every value once. The rule overrides, JSON themselves, are also percent-encoded: the
-    PyTorch container passes the script's arguments through /bin/sh (training/rule_overrides_argument.py)."""
+    decodes every value once. The rule overrides, JSON themselves, are also percent-encoded: a
+    4.x toolkit passes the script's arguments through /bin/sh (training/rule_overrides_argument.py)."""
     t = cfg.training
     return encode_hyperparameters({
         "epochs": t.epochs,

@@ -1,10 +1,11 @@
 """The `--rule-params` argument as it travels from the request to the trainer: JSON, percent-encoded.
 
 The PyTorch training container's framework module (sagemaker_pytorch_container.training) starts
-the script through sagemaker-training's `process.create`, which joins the command into one /bin/sh
-line without quoting it: the shell strips JSON's double quotes and splits it at its spaces.
-Percent-encoded (RFC 3986, every reserved character escaped), the JSON is letters, digits and
-`%._~-`, which no shell changes. Plain JSON, typed by hand, decodes unchanged (it has no `%`).
+the script through sagemaker-training's `process.create`. In sagemaker-training 4.x (4.9.0 read)
+that joins the command into one /bin/sh line without quoting it, so the shell strips JSON's double
+quotes and splits it at its spaces; 5.1.4 executes the argument vector. Percent-encoded (RFC 3986,
+every reserved character escaped), the JSON is letters, digits and `%._~-`, which passes either
+unchanged. Plain JSON, typed by hand, decodes unchanged (it has no `%`).
 Imports nothing heavy: infra/ builds the argument at synth.
 """
 from __future__ import annotations

@@ -60,7 +60,10 @@ CASES = {
                          "min_capacity": 2, "max_capacity": 4, "target_invocations_per_instance": 50,
                          "data_capture_percent": 20},
         }),
-        Case("managed", {"debugger": {"mode": "managed"}, "tuning": {"strategy": "Hyperband", "early_stopping": "Off"}}),
+        # SageMaker's rule jobs judge; the endpoint serves an ONNX forward from TorchServe's container.
+        Case("managed", {"debugger": {"mode": "managed"}, "tuning": {"strategy": "Hyperband", "early_stopping": "Off"},
+                         "endpoint": {"container": "torchserve", "optimize": "graph"},
+                         "gate": {"max_optimized_accuracy_drop": 0.25, "min_optimized_agreement": 0.75}}),
         Case("unguarded", {"debugger": {"mode": "off"}, "gate": {"min_test_accuracy": 0.05},
                            "endpoint": {"inference_framework_version": "1.3"},
                            # The front door's monitoring: read from the template (this case serves no front door).
@@ -396,8 +399,8 @@ def _profile_steps(run: CaseRun) -> None:
 
 
 def _rule_parameters(run: CaseRun) -> None:
-    """The overrides, JSON themselves, survived the toolkit's decoding and the container's shell
-    (torchrun's command line) and reached the rules."""
+    """The overrides, JSON themselves, survived the toolkit's decoding and its launch of the script
+    (through torchrun here) and reached the rules."""
     _completed(run.trial, run.retrain)
     assert from_argument(run.retrain.args["--rule-params"]) == {"Overfit": {"patience": 3}}
     report = json.loads(run.retrain.output_file("debugger-report.json").read_text())
@@ -434,6 +437,38 @@ def _endpoint_realtime(run: CaseRun) -> None:
 def _inference_version(run: CaseRun) -> None:
     tag = run.request("CreateModel")["PrimaryContainer"]["Image"].rsplit(":", 1)[1]
     assert tag.endswith("-v1.3"), tag
+
+
+def _torchserve(run: CaseRun) -> None:
+    """The PyTorch inference image, told to run the model's code/inference.py."""
+    primary = run.request("CreateModel")["PrimaryContainer"]
+    assert "/pytorch-inference:" in primary["Image"], primary["Image"]
+    assert (primary["Environment"]["SAGEMAKER_PROGRAM"], primary["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]) == (
+        "inference.py", "/opt/ml/model/code")
+    assert (run.model_dir / "code" / "inference.py").is_file()
+    assert run.served[0] == 200, run.served
+
+
+def _optimize(run: CaseRun) -> None:
+    """The retrain produced the ONNX forward, measured it for the gate, and it is what serves."""
+    _completed(run.retrain)
+    assert run.retrain.args["--optimize"] == "graph"
+    assert {"optimized_acc_drop", "optimized_agreement"} <= set(run.retrain.result.metrics)
+    assert json.loads((run.model_dir / "model-meta.json").read_text())["optimize"] == "graph"
+    assert (run.model_dir / "model.onnx").is_file()
+    assert run.served[0] == 200, run.served
+
+
+def _optimized_gate(metric: str, limit: float) -> Callable[[CaseRun], None]:
+    """The machine's gate compares the real retrain's measurement with the configured limit."""
+    def check(run: CaseRun) -> None:
+        limits = [c for state in run.stack.definition["States"].values() for c in state.get("Choices", [])
+                  if c.get("Variable", "").endswith(metric) and limit in (c.get("NumericGreaterThan"), c.get("NumericLessThan"))]
+        assert limits, f"no gate choice compares {metric} with {limit}"
+        drop, agreement = run.retrain.final("optimized_acc_drop"), run.retrain.final("optimized_agreement")
+        replayed = _replay(run, {"min_test_accuracy": 0})
+        assert (replayed.status == "SUCCEEDED") == (drop <= 0.25 and agreement >= 0.75), (drop, agreement, replayed.cause)
+    return check
 
 
 def _serverless(run: CaseRun) -> None:
@@ -567,6 +602,10 @@ PROBES: dict[str, list[tuple[str, Callable[[CaseRun], None]]]] = {
     "endpoint.mode": [("isolated", _endpoint_realtime)],
     "endpoint.inference_framework_version": [("unguarded", _inference_version)],
     "endpoint.memory_mb": [("service", _serverless)],
+    "endpoint.container": [("managed", _torchserve)],
+    "endpoint.optimize": [("managed", _optimize)],
+    "gate.max_optimized_accuracy_drop": [("managed", _optimized_gate("optimized_acc_drop", 0.25))],
+    "gate.min_optimized_agreement": [("managed", _optimized_gate("optimized_agreement", 0.75))],
     "endpoint.max_concurrency": [("service", _serverless)],
     "endpoint.instance_type": [("isolated", _realtime_variant)],
     "endpoint.initial_instance_count": [("isolated", _realtime_variant)],

@@ -1,12 +1,15 @@
 """Hyperparameters as the sagemaker-training toolkit reads them: its own decoding
-(environment.read_hyperparameters), its own command line (mapping.to_cmd_args) and its own launch
-through /bin/sh (process.create, as the PyTorch container's framework module calls it), fed the
-request builders' values and parsed by train.py's parser."""
+(environment.read_hyperparameters), its own command line (mapping.to_cmd_args) and its launch of
+the script (process.create, as the PyTorch container's framework module calls it; and the one
+/bin/sh line that toolkit 4.x builds there), fed the request builders' values and parsed by
+train.py's parser."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sagemaker_training import environment, mapping, process
@@ -41,29 +44,35 @@ def test_decoding_a_value_is_the_toolkits_decoding(tmp_path, monkeypatch, text):
     assert decoded({"x": text}) == _toolkit_decoded(tmp_path, monkeypatch, {"x": text})
 
 
-def _launched_args(tmp_path, args: list[str]) -> list[str]:
-    """`args` as a script receives them from the toolkit's process.create with capture_error, the
-    way the PyTorch container's framework module starts the script: through one /bin/sh line."""
+def _argv_dump(tmp_path: Path) -> tuple[list[str], Path]:
     script, received = tmp_path / "argv.py", tmp_path / "argv.json"
     script.write_text("import json, sys\nopen(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))\n")
-    code, _, _ = process.create([sys.executable, str(script), str(received), *args], [], 1, cwd=str(tmp_path),
-                                env=dict(os.environ), capture_error=True)
+    return [sys.executable, str(script), str(received)], received
+
+
+def through_the_toolkit(tmp_path, args: list[str]) -> list[str]:
+    """The installed toolkit's launch with capture_error, as the PyTorch container's framework module
+    starts the script (5.1.4 executes the argument vector)."""
+    command, received = _argv_dump(tmp_path)
+    code, _, _ = process.create([*command, *args], [], 1, cwd=str(tmp_path), env=dict(os.environ), capture_error=True)
     assert code == 0
     return json.loads(received.read_text())
 
 
-def test_rule_parameter_overrides_reach_the_trainer_through_the_toolkits_decoding_and_shell(tmp_path, monkeypatch):
+def through_one_shell_line(tmp_path, args: list[str]) -> list[str]:
+    """What sagemaker-training 4.x (4.9.0 read) does in that launch, in the toolkit of older PyTorch
+    images: `asyncio.create_subprocess_shell(" ".join(cmd))`, no quoting."""
+    command, received = _argv_dump(tmp_path)
+    subprocess.run(" ".join([*command, *args]), shell=True, check=True, cwd=tmp_path)
+    return json.loads(received.read_text())
+
+
+@pytest.mark.parametrize("launch", [through_the_toolkit, through_one_shell_line])
+def test_rule_parameter_overrides_reach_the_trainer_through_the_toolkits_decoding_and_launch(tmp_path, monkeypatch, launch):
     overrides = {"Overfit": {"patience": 3}, "LossNotDecreasing": {"use_losses_collection": False}}
     cfg = load_config({"debugger": {"rule_parameters": overrides}})
     hyperparameters = _toolkit_decoded(tmp_path, monkeypatch, static_hyperparameters(cfg, LOC))
     user_args = {k: v for k, v in hyperparameters.items() if not k.startswith(("sagemaker_", "_"))}
-    launched = _launched_args(tmp_path, mapping.to_cmd_args(user_args))
-    args = parse_args([*launched, "--model-dir", str(tmp_path / "model")])
+    args = parse_args([*launch(tmp_path, mapping.to_cmd_args(user_args)), "--model-dir", str(tmp_path / "model")])
     assert args.rule_params == overrides
     assert (args.epochs, args.image_size, args.pretrained, args.debugger) == (5, 224, "imagenet", "portable")
-
-
-def test_plain_json_through_that_shell_would_lose_its_quotes(tmp_path):
-    """Why the overrides are percent-encoded: the shell line the toolkit builds strips JSON's quotes."""
-    assert _launched_args(tmp_path, ["--rule-params", '{"Overfit": {"patience": 3}}']) == [
-        "--rule-params", "{Overfit:", "{patience:", "3}}"]

@@ -463,7 +463,7 @@ def _optimized_gate(metric: str, limit: float) -> Callable[[CaseRun], None]:
     """The machine's gate compares the real retrain's measurement with the configured limit."""
     def check(run: CaseRun) -> None:
         limits = [c for state in run.stack.definition["States"].values() for c in state.get("Choices", [])
-                  if c.get("Variable", "").endswith(metric) and limit in (c.get("NumericGreaterThan"), c.get("NumericLessThan"))]
+                  if metric in c.get("Variable", "") and limit in (c.get("NumericGreaterThan"), c.get("NumericLessThan"))]
         assert limits, f"no gate choice compares {metric} with {limit}"
         drop, agreement = run.retrain.final("optimized_acc_drop"), run.retrain.final("optimized_agreement")
         replayed = _replay(run, {"min_test_accuracy": 0})

@@ -41,6 +41,7 @@ from imgclf.local.jobs import JobResult, JobSpec
 from imgclf.local.ray_container import Answer
 from infra import hyperparameters as codec
 from infra.config import load_config
+from infra.gate_checks import gate_checks
 from infra.layout import endpoint_name
 from training import metrics
 
@@ -126,9 +127,11 @@ def passing_scenario(cfg) -> Scenario:
     lr = (cfg.tuning.lr_min * cfg.tuning.lr_max) ** 0.5
     tuned = {"lr": repr(lr), "batch-size": str(cfg.tuning.batch_sizes[0]),
              **({"arch": cfg.tuning.archs[0]} if cfg.tuning.archs else {})}
-    clean = {metrics.rule_metric_name(rule): 0.0 for rule in metrics.RULE_NAMES}
+    # A value that passes each of the gate's checks (infra/gate_checks.py), whatever the config adds.
+    passing = {"rule": 0.0, "accuracy": 1.0, "at_most": 0.0}
+    reported = {c.metric: passing[c.kind] for c in gate_checks(cfg, cfg.debugger.mode) if c.kind in passing}
     statuses = {rule: "NoIssuesFound" for rule in metrics.RULE_NAMES} if cfg.debugger.mode == "managed" else None
-    return Scenario(tuned=tuned, metrics={**clean, "test_acc": 0.93, "valid_loss": 0.2}, rule_statuses=statuses)
+    return Scenario(tuned=tuned, metrics={**reported, metrics.OBJECTIVE_METRIC: 0.2}, rule_statuses=statuses)
 
 
 def prepare_case(case: Case, base: dict, root: Path) -> CaseRun:

@@ -4,14 +4,13 @@ training jobs those requests describe under the real sagemaker-training toolkit,
 model. The cases and the per-field probes are in tests/matrix/cases.py."""
 from __future__ import annotations
 
-import typing
+import re
 
 import pytest
 from cases import BASE, CASES, PROBES
-from pydantic import BaseModel
 from sagemaker_validator import validate
 
-from infra.config import Config, load_config
+from infra.config import Config, load_config, reference_table
 
 #: Jobs of a matrix run take longer than the default per-test limit on 2 busy cores.
 pytestmark = pytest.mark.timeout(3600)
@@ -19,15 +18,9 @@ pytestmark = pytest.mark.timeout(3600)
 CONFIGURED_CALLS = ("CreateHyperParameterTuningJob", "CreateTrainingJob", "CreateModel", "CreateEndpointConfig")
 
 
-def config_fields(model: type[BaseModel] = Config, prefix: str = "") -> dict[str, typing.Any]:
-    """Every leaf field of the config reference: dotted path -> its pydantic FieldInfo."""
-    fields = {}
-    for name, info in model.model_fields.items():
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            fields.update(config_fields(info.annotation, f"{prefix}{name}."))
-        else:
-            fields[f"{prefix}{name}"] = info
-    return fields
+def reference_fields() -> set[str]:
+    """Every field of the config reference (docs/infrastructure.md#config-reference, made by infra.config)."""
+    return set(re.findall(r"^\| `([^`]+)` \|", reference_table(), re.M))
 
 
 def _value(cfg: Config, path: str):
@@ -37,7 +30,7 @@ def _value(cfg: Config, path: str):
 
 
 def test_every_config_field_has_a_case():
-    fields = set(config_fields())
+    fields = reference_fields()
     assert fields - set(PROBES) == set(), "config fields without a case in tests/matrix/cases.py"
     assert set(PROBES) - fields == set(), "cases for fields the config no longer has"
 

@@ -84,7 +84,7 @@ class LoopbackS3:
         self._log = open(log_path, "ab")  # noqa: SIM115 - open as long as the server runs
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._buckets: set[str] = set()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 
+from stack_samples import ACCOUNT, REGION, ROOT
+
+from infra.log_groups import key_policy_statement
+
 
 def test_the_state_machine_logs_everything_to_its_log_group(default):
     logging = default.only("AWS::StepFunctions::StateMachine")["Properties"]["LoggingConfiguration"]
@@ -93,10 +97,6 @@ def test_without_a_key_log_groups_use_cloudwatch_logs_own_encryption(default):
 
 
 def test_the_documented_key_policy_statement_covers_exactly_the_stacks_log_groups(realtime):
-    from conftest import ACCOUNT, REGION, ROOT
-
-    from infra.log_groups import key_policy_statement
-
     statement = key_policy_statement(realtime.cfg.name, REGION, ACCOUNT)
     allowed = statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
     names = {g["Properties"]["LogGroupName"] for g in realtime.resources("AWS::Logs::LogGroup").values()}

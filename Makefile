@@ -5,17 +5,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --no-input
+CHROMIUM_STAMP := $(VENV)/.chromium-stamp
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: setup demo test clean
 
-setup: $(VENV)/.stamp node_modules/.stamp
+setup: $(VENV)/.stamp node_modules/.stamp $(CHROMIUM_STAMP)
 
 # torch is installed on its own first, pinned to the release whose wheels pip finds on this kind of
 # machine, so that no other requirement resolves a different (downloaded, multi-GB) torch build.
 # smdebug's own pins cannot be met on a current Python: it goes in with --no-deps, as in a job.
-$(VENV)/.stamp: requirements.txt requirements-dev.txt training/requirements.txt training/requirements-no-deps.txt pyproject.toml
+$(VENV)/.stamp: requirements.txt requirements-dev.txt training/requirements.txt training/requirements-optimize.txt training/requirements-no-deps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -r requirements-dev.txt
@@ -37,6 +38,13 @@ $(TS_VENV)/.stamp: $(VENV)/.stamp
 		packaging==26.3 wheel==0.48.0 "setuptools<81"
 	$(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))" \
 		> "$$($(TS_PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))")/zz_main_venv.pth"
+	touch $@
+
+# The web page's browser tests (tests/page) drive Debian's Chromium through Playwright's Python
+# package with executable_path=/usr/bin/chromium: never `playwright install`, which downloads a browser.
+# Installed with apt when missing (CI runs as root on a clean machine; elsewhere run it as root once).
+$(CHROMIUM_STAMP): $(VENV)/.stamp
+	command -v chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json

@@ -59,9 +59,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frontdoor", default="resnet50:none,resnet50:int8",
                    help="arch:forward pairs to load through the local front door ('none' for no front door, 'all')")
     p.add_argument("--requests", type=int, default=40, help="front-door requests per concurrency")
+    p.add_argument("--datasets", default="demo,heldout,digits",
+                   help="comma-separated: demo, heldout (new demo views, seed 1, judged with the demo-trained network), digits")
+    p.add_argument("--accuracy-only", action="store_true", help="train, export and compare; no timings, no front door")
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
     args.archs = [a for a in args.archs.split(",") if a]
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    if "demo" not in args.datasets or not set(args.datasets) <= {"demo", "heldout", "digits"}:
+        p.error("--datasets takes demo (always: serving is timed on its model) and optionally heldout, digits")
     unknown = sorted(set(args.archs) - set(ARCHITECTURES))
     if unknown:
         p.error(f"unknown archs {unknown}; choose from {', '.join(ARCHITECTURES)}")
@@ -79,8 +85,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def make_datasets(root: Path, per_class: int) -> dict[str, Path]:
-    """The demo set and the held-out digits set, each split into train/ valid/ test/."""
+def make_datasets(root: Path, per_class: int, names: list[str]) -> dict[str, Path]:
+    """The demo set and the digits set (if named), each split into train/ valid/ test/; and the
+    held-out set (if named): other views of the demo's photos (seed 1), a test/ split only."""
     import numpy as np
     from PIL import Image
     from sklearn.datasets import load_digits
@@ -90,6 +97,12 @@ def make_datasets(root: Path, per_class: int) -> dict[str, Path]:
 
     make_demo_dataset(root / "demo-images", per_class=per_class, image_size=64, seed=0)
     prepare(root / "demo-images", root / "demo", valid_fraction=0.1, test_fraction=0.2, seed=0)
+    found = {"demo": root / "demo"}
+    if "heldout" in names:
+        make_demo_dataset(root / "heldout" / "test", per_class=per_class, image_size=64, seed=1)
+        found["heldout"] = root / "heldout"
+    if "digits" not in names:
+        return found
     digits = load_digits()
     for i, (pixels, label) in enumerate(zip(digits.images, digits.target, strict=True)):
         gray = (pixels / 16 * 255).astype(np.uint8)
@@ -97,7 +110,7 @@ def make_datasets(root: Path, per_class: int) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(gray).convert("RGB").resize((32, 32), Image.BICUBIC).save(folder / f"{i:04d}.png")
     prepare(root / "digits-images", root / "digits", valid_fraction=0.1, test_fraction=0.2, seed=0)
-    return {"demo": root / "demo", "digits": root / "digits"}
+    return {**found, "digits": root / "digits"}
 
 
 def train(arch: str, splits: Path, job: Path, args: argparse.Namespace) -> Path:
@@ -145,15 +158,18 @@ def optimized_files(network, arch: str, num_classes: int, image_size: int, calib
     return {"graph": graph, "int8": int8}
 
 
-def accuracy(arch: str, model_dir: Path, splits: Path, workdir: Path, args: argparse.Namespace) -> tuple[dict, dict]:
+def accuracy(arch: str, model_dir: Path, splits: Path, workdir: Path, args: argparse.Namespace,
+             files: dict[str, Path] | None = None) -> tuple[dict, dict]:
     """fp32 top-1 and, per optimized forward, its top-1 and agreement with fp32, on the test split;
-    and the ONNX files."""
+    and the ONNX files (exported here, int8 calibrated on the training split, unless given)."""
     from training import optimize
     from training.data import scan_split
 
     network, meta = fp32_network(model_dir)
-    train_split, test_split = scan_split("train", splits / "train"), scan_split("test", splits / "test")
-    files = optimized_files(network, arch, meta["num_classes"], args.train_size, train_split, workdir)
+    test_split = scan_split("test", splits / "test")
+    if files is None:
+        files = optimized_files(network, arch, meta["num_classes"], args.train_size, scan_split("train", splits / "train"),
+                                workdir)
     found = {}
     for forward, path in files.items():
         result = optimize.compare(network, arch, meta["num_classes"], path, test_split, args.train_size, 32)
@@ -248,17 +264,23 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"archs": {}, "settings": {k: v for k, v in vars(args).items() if k != "out"}}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        args.splits = {k: str(v) for k, v in make_datasets(root / "data", args.per_class).items()}
+        args.splits = {k: str(v) for k, v in make_datasets(root / "data", args.per_class, args.datasets).items()}
         models = {}
         for arch in args.archs:
             entry = results["archs"][arch] = {"accuracy": {}}
             trained, files = {}, {}
             for name, splits in args.splits.items():
-                print(f"[{time.perf_counter() - started:.0f} s] training {arch} on {name}", flush=True)
-                trained[name] = train(arch, Path(splits), root / "jobs" / arch / name, args)
-                entry["accuracy"][name], files[name] = accuracy(arch, trained[name], Path(splits),
-                                                                root / "acc" / arch / name, args)
-            print(f"[{time.perf_counter() - started:.0f} s] {arch}: {json.dumps(entry['accuracy'])}", flush=True)
+                if name == "heldout":  # the demo-trained network and its ONNX files on new views
+                    trained[name], files[name] = trained["demo"], files["demo"]
+                else:
+                    print(f"[{time.perf_counter() - started:.0f} s] training {arch} on {name}", flush=True)
+                    trained[name] = train(arch, Path(splits), root / "jobs" / arch / name, args)
+                entry["accuracy"][name], files[name] = accuracy(arch, trained[name], Path(splits), root / "acc" / arch / name,
+                                                                args, files.get(name))
+                print(f"[{time.perf_counter() - started:.0f} s] {arch} on {name}: {json.dumps(entry['accuracy'][name])}",
+                      flush=True)
+            if args.accuracy_only:
+                continue
             dirs = serving_dirs(arch, trained["demo"], files["demo"], root / "serve" / arch, args)
             entry["size_mb"] = {f: round((d / ("model.pth" if f == "none" else "model.onnx")).stat().st_size / 1e6, 1)
                                 for f, d in dirs.items()}
@@ -266,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             for forward, model_dir in dirs.items():
                 models[(arch, forward)] = inference.model_fn(str(model_dir))
         print(f"[{time.perf_counter() - started:.0f} s] timing {len(models)} configurations", flush=True)
-        timed = latencies(models, photo_body(), args)
+        timed = latencies(models, photo_body(), args) if models else {}
         for (arch, forward), found in timed.items():
             cost = found["handler_p50"] / 1000 * args.memory_mb / 1024 * args.price_per_gb_second * 1e6
             results["archs"][arch].setdefault("serving", {})[forward] = {**found, "cost_per_million_usd": round(cost, 2)}
@@ -285,22 +307,27 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict) -> str:
     """The README's tables: per backbone and forward, with ratios to resnet50/none."""
     base = results["archs"].get(BASELINE[0], {}).get("serving", {}).get(BASELINE[1])
-    lines = ["| backbone | forward | forward p50 / p99 ms | handler p50 / p99 ms | handler speed-up vs resnet50 fp32 | "
-             "size MB | demo top-1 (agreement) | digits top-1 (agreement) | $ per 1M predictions | front door c=1 / c=16 req/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    datasets = results["settings"]["datasets"]
+    lines = ["| backbone | forward | forward p50 / p99 ms | handler p50 / p99 ms | handler speed-up vs resnet50 fp32 | size MB | "
+             + "".join(f"{name} top-1 (agreement) | " for name in datasets) + "$ per 1M predictions | front door c=1 / c=16 req/s |",
+             "|---|---|---|---|---|---|" + "---|" * len(datasets) + "---|---|"]
     for arch, entry in results["archs"].items():
-        for forward, serving in entry["serving"].items():
-            ratio = f"{base['handler_p50'] / serving['handler_p50']:.2f}x" if base else "-"
+        for forward in entry["accuracy"]["demo"]:
+            serving = entry.get("serving", {}).get(forward)  # absent with --accuracy-only
             acc = []
-            for name in ("demo", "digits"):
+            for name in datasets:
                 a = entry["accuracy"][name][forward]
                 drop = (entry["accuracy"][name]["none"]["acc"] - a["acc"]) * 100
                 acc.append(f"{a['acc']:.3f}" + ("" if forward == "none" else f" ({a['agreement']:.3f}; {-drop:+.1f} pt)"))
+            if serving is None:
+                lines.append(f"| {arch} | {forward} | - | - | - | - | {' | '.join(acc)} | - | - |")
+                continue
+            ratio = f"{base['handler_p50'] / serving['handler_p50']:.2f}x" if base else "-"
             door = serving.get("frontdoor")
             door_text = f"{door['c1_rps']} / {door['c16_rps']}" if door else "-"
             lines.append(f"| {arch} | {forward} | {serving['forward_p50']} / {serving['forward_p99']} | "
                          f"{serving['handler_p50']} / {serving['handler_p99']} | {ratio} | {entry['size_mb'][forward]} | "
-                         f"{acc[0]} | {acc[1]} | {serving['cost_per_million_usd']} | {door_text} |")
+                         f"{' | '.join(acc)} | {serving['cost_per_million_usd']} | {door_text} |")
     lines.append(f"\n{results['seconds']} s in all; load average {results['load_average'][0]} before, "
                  f"{results['load_average'][1]} after")
     return "\n".join(lines)

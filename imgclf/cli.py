@@ -20,6 +20,10 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("local", "serve"), "imgclf.local.serve", "serve a trained model behind a local endpoint and front door"),
     (("start",), "imgclf.cloud.start", "start an execution of the deployed state machine"),
     (("status",), "imgclf.cloud.status", "follow a state-machine execution"),
+    (("models", "list"), "imgclf.cloud.models", "the registered model versions, their approval, test accuracy and which serves"),
+    (("models", "approve"), "imgclf.cloud.models", "approve a model version (with manual approval, this deploys it)"),
+    (("models", "reject"), "imgclf.cloud.models", "reject a model version"),
+    (("rollback",), "imgclf.cloud.rollback", "deploy an approved model version again (default: the previous one)"),
     (("predict",), "imgclf.predict", "POST an image to a front door (local or cloud) and print the top-k"),
     (("monitor", "report"), "imgclf.monitor", "compare captured predictions with the model's baseline: PSI, verdict, Markdown + PNG"),
 )

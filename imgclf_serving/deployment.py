@@ -62,10 +62,10 @@ class Classifier:
         headers = dict(request.headers)  # lower-case names, as output_fn looks them up
         try:
             image = self.handlers.input_fn(await request.body(), headers.get("content-type"))
-            if self.batched:
+            if self.batched and not self.handlers.wants_explanation(headers):
                 prediction = await self.predict_batch(image)
-            else:
-                prediction = self.handlers.predict_fn(image, self.model)
+            else:  # an explained request runs alone: Grad-CAM takes one image at a time
+                prediction = self.handlers.predict_fn(image, self.model, headers)
             body, content_type = self.handlers.output_fn(prediction, headers.get("accept"), headers)
         except RequestError as error:
             return _json_error(error.status_code, error.message)

@@ -13,9 +13,14 @@ for Ray Serve's request batching on a GPU.
 - top-k comes from the request's `X-Amzn-SageMaker-Custom-Attributes: top_k=N` (InvokeEndpoint's
   CustomAttributes, the one free-form header SageMaker forwards to the container), else from the
   env var TOP_K, else 3.
+- `explain=1` in the same header adds a Grad-CAM heatmap of the top class (imgclf_serving/explain.py),
+  computed from the forward pass that gives the top-k. It needs the PyTorch network: with an
+  optimized forward (ONNX Runtime) the fp32 network is loaded from model.pth on the first explained
+  request, and that request's top-k come from it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -26,7 +31,7 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
-from imgclf_serving import optimized_forward
+from imgclf_serving import explain, optimized_forward
 from imgclf_serving.architecture import build_classifier
 from imgclf_serving.errors import InvalidParameter, ModelFileError, NotAcceptable
 from imgclf_serving.image_decode import (
@@ -57,14 +62,17 @@ class LoadedModel:
     transform: Callable[[Image.Image], torch.Tensor]
     device: torch.device
     default_top_k: int
+    grad_cam: Callable[[], explain.GradCam]  # built on the first explained request
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Softmax probabilities over all classes (CPU, 1-D), with the model that produced them."""
+    """Softmax probabilities over all classes (CPU, 1-D), with the model that produced them, and
+    the top class's heatmap when the request asked for one."""
 
     probabilities: torch.Tensor
     model: LoadedModel
+    explanation: explain.Explanation | None = None
 
 
 def model_fn(model_dir: str) -> LoadedModel:
@@ -85,7 +93,17 @@ def model_fn(model_dir: str) -> LoadedModel:
         transform=eval_transform(meta["image_size"]),
         device=device,
         default_top_k=default_top_k,
+        grad_cam=functools.cache(lambda: explain.GradCam(_torch_network(root, meta, device, network), meta["arch"])),
     )
+
+
+def _torch_network(root: Path, meta: dict[str, Any], device: torch.device, network: Callable) -> torch.nn.Module:
+    """The PyTorch network: the one serving runs, else (an optimized forward) the fp32 one from model.pth."""
+    if isinstance(network, torch.nn.Module):
+        return network
+    fp32 = build_classifier(meta["arch"], meta["num_classes"])
+    fp32.load_state_dict(_read_state_dict(root / WEIGHTS_FILE, fp32, meta))
+    return fp32.to(device).eval()
 
 
 def _load_network(root: Path, meta: dict[str, Any], device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -112,8 +130,24 @@ def input_fn(body: bytes | bytearray | str, content_type: str | None) -> Image.I
     return decode_image(bytes(body), content_type, max_body_bytes, max_pixels)
 
 
-def predict_fn(image: Image.Image, model: LoadedModel) -> Prediction:
-    return predict_batch_fn([image], model)[0]
+def predict_fn(image: Image.Image, model: LoadedModel, context: Any = None) -> Prediction:
+    """`context` as for output_fn: the request's `explain=1` asks for the heatmap."""
+    if not wants_explanation(context):
+        return predict_batch_fn([image], model)[0]
+    batch = model.transform(image).unsqueeze(0).to(model.device)
+    logits, explanation = explain.explain(model.grad_cam(), batch, image.size, model.meta["image_size"])
+    probabilities = torch.softmax(logits.float(), dim=1).cpu()[0]
+    return Prediction(probabilities=probabilities, model=model, explanation=explanation)
+
+
+def wants_explanation(context: Any) -> bool:
+    """Whether the request's custom attributes say `explain=1` (or true; 0 or false say no)."""
+    value = _custom_attributes(context).get("explain")
+    if value is None:
+        return False
+    if value.lower() not in ("1", "true", "0", "false"):
+        raise InvalidParameter(f"custom attribute explain={value!r} must be 1 or 0")
+    return value.lower() in ("1", "true")
 
 
 def predict_batch_fn(images: list[Image.Image], model: LoadedModel) -> list[Prediction]:
@@ -141,6 +175,8 @@ def output_fn(prediction: Prediction, accept: str | None, context: Any = None) -
             for score, index in zip(scores.tolist(), indices.tolist(), strict=True)
         ],
     }
+    if prediction.explanation is not None:
+        body["explanation"] = prediction.explanation.to_json(model.classes[prediction.explanation.class_index])
     return json.dumps(body), JSON
 
 
@@ -159,18 +195,23 @@ def _check_accept(accept: str | None) -> None:
 
 
 def _requested_top_k(context: Any) -> int | None:
-    """top_k from `X-Amzn-SageMaker-Custom-Attributes` (`top_k=5`, maybe among other `k=v`
-    pairs separated by ';' or ','), or None when the request does not set it."""
-    attributes = _request_header(context, CUSTOM_ATTRIBUTES_HEADER)
-    for pair in re.split(r"[;,]", attributes or ""):
+    """top_k from the custom attributes, or None when the request does not set it."""
+    value = _custom_attributes(context).get("top_k")
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,6}", value) or int(value) < 1:
+        raise InvalidParameter(f"custom attribute top_k={value!r} must be a positive integer")
+    return int(value)
+
+
+def _custom_attributes(context: Any) -> dict[str, str]:
+    """`X-Amzn-SageMaker-Custom-Attributes` as lower-case keys to values (`top_k=5;explain=1`: `k=v`
+    pairs separated by ';' or ','); the first of a repeated key wins."""
+    found: dict[str, str] = {}
+    for pair in re.split(r"[;,]", _request_header(context, CUSTOM_ATTRIBUTES_HEADER) or ""):
         key, _, value = pair.partition("=")
-        if key.strip().lower() != "top_k":
-            continue
-        value = value.strip()
-        if not re.fullmatch(r"[0-9]{1,6}", value) or int(value) < 1:
-            raise InvalidParameter(f"custom attribute top_k={value!r} must be a positive integer")
-        return int(value)
-    return None
+        found.setdefault(key.strip().lower(), value.strip())
+    return found
 
 
 def _request_header(context: Any, name: str) -> str | None:

@@ -5,6 +5,12 @@ Images travel as binary: `binaryMediaTypes` makes API Gateway hand the Lambda a 
 IAM (SigV4). Access logs, execution logs and X-Ray tracing are on. The request-size guard is the
 Lambda's MAX_BODY_BYTES (API Gateway's own hard limit is 10 MB; Lambda's sync payload, 6 MB).
 The Lambda's reserved concurrency follows the endpoint's capacity (`reserved_concurrency`).
+
+`GET /` is the web page (imgclf_serving/frontdoor/page.html, served by the same Lambda): it calls
+POST /predict on its own origin, so it needs no CORS and `api.cors_origins` stays for other sites.
+It sits behind the same auth choice: with IAM the page itself needs a signed request (a SigV4
+proxy signs the page and its calls alike); with API keys a browser cannot send a key header when it
+opens a page, so GET / is open (it holds no data) and the page asks for the key for POST /predict.
 """
 from __future__ import annotations
 
@@ -80,7 +86,7 @@ def _code() -> lambda_.Code:
 
 
 class FrontDoor(Construct):
-    """`api`, `function`, and `api_key` (None with IAM auth)."""
+    """`api`, `function`, `page` (the GET / method: the web page) and `api_key` (None with IAM auth)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, cfg: Config, key: kms.IKey | None, bucket: s3.IBucket) -> None:
         super().__init__(scope, construct_id)
@@ -109,6 +115,8 @@ class FrontDoor(Construct):
             **auth,
         )
         self.api.root.add_resource("health").add_method("GET", integration, request_validator=validator, **auth)
+        self.page = self.api.root.add_method("GET", integration, **({} if cfg.api.auth == "api_key" else auth))
+        self.function.add_environment("PAGE_AUTH", cfg.api.auth)
         self._acknowledge_methods(cfg)
         self.api_key = self._usage_plan(cfg) if cfg.api.auth == "api_key" else None
         self._gateway_responses(cfg)
@@ -205,6 +213,10 @@ class FrontDoor(Construct):
             if method.http_method == "OPTIONS":
                 acknowledge(method, "AwsSolutions-APIG4",
                             "CORS preflight: browsers send OPTIONS without credentials, so it must answer unauthenticated.")
+            elif method is self.page and cfg.api.auth == "api_key":
+                acknowledge(method, "AwsSolutions-APIG4",
+                            "GET / is the web page, which holds no data: a browser cannot send an API key when it "
+                            "opens a page, so the page asks for the key and sends it with each POST /predict.")
             elif cfg.api.auth == "api_key":
                 acknowledge(method, "AwsSolutions-APIG4",
                             "Auth is an API key with a usage plan (api.auth=api_key): machine callers, throttle and daily quota. "

@@ -147,8 +147,8 @@ class DebuggerConfig(_Section):
 class GateConfig(_Section):
     min_test_accuracy: float = Field(0.8, ge=0, le=1, description='Lowest test accuracy that may be deployed (execution input may override).')
     block_on_rules: bool = Field(True, description='Refuse deployment when a debugger rule found issues or gave no verdict.')
-    max_optimized_accuracy_drop: float = Field(0.005, ge=0, le=1, description="With endpoint.optimize: the most test top-1 the optimized forward may lose to fp32 (0.005 = 0.5 points), else no deployment.")
-    min_optimized_agreement: float = Field(0.98, ge=0, le=1, description="With endpoint.optimize: the least share of test images on which its top-1 must equal fp32's, else no deployment.")
+    max_optimized_accuracy_drop: float = Field(0.005, ge=0, le=1, description="With endpoint.optimize: the most test top-1 the optimized forward may lose to fp32 (0.005 = 0.5 points), else the endpoint serves fp32 (the release goes ahead).")
+    min_optimized_agreement: float = Field(0.98, ge=0, le=1, description="With endpoint.optimize: the least share of test images on which its top-1 must equal fp32's, else the endpoint serves fp32 (the release goes ahead).")
 
 
 class EndpointConfig(_Section):
@@ -174,10 +174,12 @@ class EndpointConfig(_Section):
     target_invocations_per_instance: int = Field(100, ge=1, le=100000, description='Target tracking on SageMakerVariantInvocationsPerInstance (per minute).')
     data_capture_percent: int = Field(0, ge=0, le=100, description="0 turns data capture off.")
     optimize: Literal[FORWARDS] = Field(
-        "none",
+        "int8",
         description="CPU forward the endpoint serves: 'int8' (ONNX Runtime, static int8 calibrated on the training split), "
-        "'graph' (ONNX Runtime, fp32) or 'none' (the PyTorch fp32 network). The retrain produces it; the gate compares it "
-        "with fp32 (docs/serving.md#optimized-forward).",
+        "'graph' (ONNX Runtime, fp32) or 'none' (the PyTorch fp32 network). The retrain produces it and compares it with "
+        "fp32 on the test split; one outside gate.max_optimized_accuracy_drop or gate.min_optimized_agreement is not shipped and fp32 serves "
+        "(docs/serving.md#optimized-forward). Left unset, a network-isolated real-time model without inference_image "
+        "gets 'none' (it cannot pip-install ONNX Runtime).",
     )
     top_k: int = Field(3, ge=1, le=1000, description='Labels returned per prediction (a request may ask for another k).')
 
@@ -186,6 +188,15 @@ class EndpointConfig(_Section):
         if self.min_capacity > self.max_capacity:
             raise ValueError("min_capacity must not exceed max_capacity")
         return self
+
+
+class ReleaseConfig(_Section):
+    """What happens between a passing gate and the endpoint (docs/release.md)."""
+
+    approval: Literal["auto", "manual"] = Field("auto", description="auto: a version that passes the gate is registered Approved and deployed by the same run; manual: it is registered PendingManualApproval, and approving it (console, CLI, API) deploys it.")
+    canary_percent: int = Field(10, ge=1, le=50, description="Real-time endpoints: share of the new fleet's capacity that takes traffic first (blue/green canary).")
+    bake_minutes: int = Field(10, ge=0, le=60, description="Minutes the canary, then the whole new fleet, is watched by the rollback alarms before the next step.")
+    max_model_latency_ms: int = Field(2000, ge=1, le=60000, description="Rollback alarm: the endpoint's average ModelLatency above this, in milliseconds, during a deployment rolls it back.")
 
 
 class ApiConfig(_Section):
@@ -240,6 +251,7 @@ class Config(_Section):
     endpoint: EndpointConfig = EndpointConfig()
     api: ApiConfig = ApiConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    release: ReleaseConfig = ReleaseConfig()
 
     @field_validator("dataset_prefix")
     @classmethod
@@ -267,6 +279,17 @@ class Config(_Section):
             raise ValueError("tuning.archs searches several backbones, but pretrained='channel' holds one backbone's "
                              "weights: use pretrained 'imagenet' or 'none', or tune one arch")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _isolated_models_serve_fp32_unless_asked(cls, data: Any) -> Any:
+        # The default forward (int8) needs onnxruntime at start, which an isolated model cannot pip-install.
+        if not isinstance(data, dict) or "optimize" in (data.get("endpoint") or {}):
+            return data
+        isolated = (data.get("training") or {}).get("network_isolation") and (data.get("endpoint") or {}).get("mode") == "realtime"
+        if isolated and not data.get("inference_image"):
+            return {**data, "endpoint": {**(data.get("endpoint") or {}), "optimize": "none"}}
+        return data
 
     @model_validator(mode="after")
     def _isolated_models_cannot_install_onnxruntime(self) -> "Config":

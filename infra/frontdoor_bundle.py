@@ -35,7 +35,7 @@ def build_frontdoor_bundle(out: Path) -> Path:
     out = Path(out)
     package = out / PACKAGE
     package.mkdir(parents=True)
-    for source in sorted(FRONTDOOR_DIR.glob("*.py")):
+    for source in sorted([*FRONTDOOR_DIR.glob("*.py"), *FRONTDOOR_DIR.glob("*.html")]):  # code and the web page
         shutil.copy2(source, package / source.name)
     for name in DISTRIBUTIONS:
         _copy_distribution(name, out)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from imgclf_serving.frontdoor.error_codes import GATEWAY_RESPONSES, GatewayResponse
 
-#: The API's routes (method, path): API Gateway answers any other with MISSING_AUTHENTICATION_TOKEN.
-ROUTES = frozenset({("POST", "/predict"), ("GET", "/health")})
+#: The API's routes (method, path; `GET /` is the web page): API Gateway answers any other with MISSING_AUTHENTICATION_TOKEN.
+ROUTES = frozenset({("POST", "/predict"), ("GET", "/health"), ("GET", "/")})
 
 
 def template(response: GatewayResponse) -> str:

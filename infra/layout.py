@@ -26,6 +26,22 @@ def endpoint_name(cfg: Config) -> str:
     return f"{cfg.name}-endpoint"
 
 
+def model_package_group_name(cfg: Config) -> str:
+    """The stack's model registry: every gated run registers a version here."""
+    return f"{cfg.name}-models"
+
+
+def rollback_alarm_name(cfg: Config, metric: str) -> str:
+    """The CloudWatch alarms a real-time deployment watches (AutoRollbackConfiguration)."""
+    return f"{cfg.name}-endpoint-{metric}"
+
+
+#: Where a run writes its evidence (the ModelMetrics files of its model package), under its job's output.
+EVIDENCE_FILE = "evidence/metrics.json"
+#: The endpoint tag that names the model package version it serves (`imgclf models list` reads it).
+SERVING_PACKAGE_TAG = "imgclf:model-package"
+
+
 # --- the run input ------------------------------------------------------------------------------
 # What an execution's input may override, and the limits on it. The state machine's ValidateInput
 # states are built from this table, and `imgclf start` checks with it (run_input_problem), so the
@@ -59,6 +75,9 @@ class NumberLimit:
 NUMBER_LIMITS = (NumberLimit("epochs", 1, 1000), NumberLimit("min_test_accuracy", 0, 1))
 #: Every key an execution input may hold, each overriding the config value of the same meaning.
 OVERRIDABLE = (DATASET_PREFIX, *(limit.key for limit in NUMBER_LIMITS))
+#: The execution-input key of a deployment without training: the ARN of an approved version of the
+#: stack's model package group (the approval rule, `imgclf rollback`).
+MODEL_PACKAGE = "model_package_arn"
 
 
 def string_matches(value: str, pattern: str) -> bool:

@@ -1,9 +1,12 @@
 """The served model's dashboard and alarms, from the front door's metrics (imgclf_serving/frontdoor/
 prediction_metrics.py), and the optional retrain when the model's confidence drops.
 
-Alarms go to the pipeline's alerts topic. Its key is customer-managed (EventBridge needs that), so
-the key policy must let CloudWatch use it, for this stack's alarms only (SNS developer guide,
-"Configure AWS KMS permissions for AWS services").
+Alarms go to the pipeline's alerts topic, for this stack's alarms only (`<name>-frontdoor-*`):
+- its access policy is the stack's own (it replaces SNS's default one), so it must allow
+  cloudwatch.amazonaws.com to publish (AWS knowledge center "cloudwatch-receive-sns-for-alarm-trigger");
+- its key is customer-managed (an AWS-managed alias/aws/sns key cannot let alarms in), so the key
+  policy must let cloudwatch.amazonaws.com `kms:Decrypt` and `kms:GenerateDataKey*` (AWS knowledge
+  center "cloudwatch-configure-alarm-sns"; SNS developer guide, "Key management").
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         self.cfg = cfg
         self.service = frontdoor_environment(cfg)["POWERTOOLS_SERVICE_NAME"]
-        self._let_alarms_use_the_topic_key(alerts_key)
+        self._let_alarms_publish(alerts, alerts_key)
         self.error_rate = self._error_rate_alarm()
         self.latency = self._alarm(
             "Latency", "latency-p99", "p99 latency of the front door above the configured limit",
@@ -92,18 +95,20 @@ class Monitoring(Construct):
             rate, self.cfg.monitoring.alarm_error_rate_percent, 3, cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
 
-    def _let_alarms_use_the_topic_key(self, key: kms.Key) -> None:
+    def _let_alarms_publish(self, topic: sns.ITopic, key: kms.Key) -> None:
         stack = Stack.of(self)
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                resources=["*"],
-                conditions={"ArnLike": {"aws:SourceArn": stack.format_arn(
-                    service="cloudwatch", resource="alarm", resource_name=f"{alarm_name_prefix(self.cfg)}*",
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
-            )
-        )
+        from_these_alarms = {"ArnLike": {"aws:SourceArn": stack.format_arn(
+            service="cloudwatch", resource="alarm", resource_name=f"{alarm_name_prefix(self.cfg)}*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME)}}
+        alarms = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="AlarmsPublish", actions=["sns:Publish"], principals=[alarms], resources=[topic.topic_arn],
+            conditions=from_these_alarms,
+        ))
+        key.add_to_resource_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"], principals=[alarms], resources=["*"],
+            conditions=from_these_alarms,
+        ))
 
     def _retrain_rule(self, state_machine: sfn.IStateMachine) -> events.Rule:
         """The confidence alarm going into ALARM starts the pipeline with an empty input: the

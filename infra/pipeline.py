@@ -58,7 +58,7 @@ class Pipeline(Construct):
             self, "SageMakerRole", cfg=cfg, storage=storage, source_bundle=self.source_bundle, image_uris=images
         )
         definition = build_definition(cfg, self._deployment(stack, self.sagemaker_role.role_arn))
-        role = roles.state_machine_role(self, "StateMachineRole", cfg=cfg, sagemaker_role=self.sagemaker_role, key=storage.key)
+        role = roles.state_machine_role(self, "StateMachineRole", cfg=cfg, sagemaker_role=self.sagemaker_role, storage=storage)
         logs = log_group(self, "Logs", name=pipeline_log_group_name(cfg.name), key=storage.key)
         self.state_machine = sfn.StateMachine(
             self,
@@ -84,23 +84,22 @@ class Pipeline(Construct):
 
     def _alerts(self, cfg: Config) -> sns.Topic:
         """FAILED / TIMED_OUT / ABORTED executions -> SNS. EventBridge can publish to an encrypted
-        topic only with a customer-managed key whose policy lets events.amazonaws.com use it."""
+        topic only with a customer-managed key whose policy lets events.amazonaws.com use it, and
+        without an aws:SourceArn / aws:SourceAccount condition: the SNS developer guide ("Key
+        management") says those are not supported for EventBridge-to-encrypted topics (every
+        delivery would fail; awslabs/landing-zone-accelerator-on-aws#407)."""
         key = kms.Key(self, "AlertsKey", enable_key_rotation=True, description=f"{cfg.name}: pipeline alerts topic")
-        # The rule's ARN is built from its name: a reference would close a cycle (key -> rule ->
-        # topic -> key). The condition keeps EventBridge from using the key for any other rule.
         rule_name = f"{cfg.name}-pipeline-alerts"
-        rule_arn = Stack.of(self).format_arn(service="events", resource="rule", resource_name=rule_name)
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 resources=["*"],
-                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
             )
         )
         topic = sns.Topic(self, "Alerts", display_name=f"{cfg.name} pipeline alerts", enforce_ssl=True)
-        # The key is set on the L1 resource: with `master_key`, the SNS rule target would also grant
-        # events.amazonaws.com the key without any condition, beside the conditioned grant above.
+        # The key is set on the L1 resource: with `master_key`, the SNS rule target would add a
+        # second grant to events.amazonaws.com beside the one above.
         topic.node.default_child.kms_master_key_id = key.key_arn
         rule = events.Rule(
             self,

@@ -20,7 +20,7 @@ from constructs import Construct
 from infra import endpoint_scaling
 from infra.acknowledge import acknowledge, arn, attribute
 from infra.config import Config
-from infra.layout import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
+from infra.layout import DATA_CAPTURE_PREFIX, EVIDENCE_FILE, OUTPUT_PREFIX, endpoint_name, model_package_group_name
 from infra.storage import Storage
 
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
@@ -160,7 +160,33 @@ def _acknowledge_sagemaker_role(role: iam.Role, storage: Storage) -> None:
                 "/aws/sagemaker/Endpoints/<name>; the role writes only there.")
 
 
-def state_machine_role(scope: Construct, construct_id: str, *, cfg: Config, sagemaker_role: iam.IRole, key: kms.IKey | None) -> iam.Role:
+def _release_statements(stack: Stack, cfg: Config, evidence_objects: str) -> list[iam.PolicyStatement]:
+    """Register each gated model in the stack's one model package group, read a version back to
+    deploy it, tag the endpoint with the version it serves, and let UpdateEndpoint's automatic
+    rollback read its alarms (docs/release.md)."""
+    from infra.registry import rollback_alarm_names
+
+    group = model_package_group_name(cfg)
+    return [
+        iam.PolicyStatement(sid="WriteEvidence", actions=["s3:PutObject"], resources=[evidence_objects]),
+        iam.PolicyStatement(
+            sid="RegisterVersions",
+            actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
+            resources=[_sagemaker_arn(stack, "model-package-group", group), _sagemaker_arn(stack, "model-package", f"{group}/*")],
+        ),
+        iam.PolicyStatement(
+            sid="RollbackAlarms",
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME)
+                       for name in rollback_alarm_names(cfg)],
+        ),
+    ]
+
+
+def state_machine_role(
+    scope: Construct, construct_id: str, *, cfg: Config, sagemaker_role: iam.IRole, storage: Storage,
+) -> iam.Role:
+    key = storage.key
     stack = Stack.of(scope)
     # cfg.name has no dash, so `<name>-*` cannot match another stack's `<name>-<suffix>-...` names.
     prefix = f"{cfg.name}-*"
@@ -214,17 +240,19 @@ def state_machine_role(scope: Construct, construct_id: str, *, cfg: Config, sage
             resources=[stack.format_arn(service="events", resource="rule", resource_name=name) for name in SYNC_EVENT_RULES],
         ),
     ]
+    statements += _release_statements(stack, cfg, storage.object_arn(f"{OUTPUT_PREFIX}/*/{EVIDENCE_FILE}"))
     if cfg.endpoint.mode == "realtime":
         statements += _scaling_statements(stack, endpoint, endpoint_arn)
     if key:
-        statements += [_kms_statement(key, "kms:DescribeKey"), _kms_grant_statement(key)]
+        # GenerateDataKey: the run's evidence file, written to the encrypted bucket.
+        statements += [_kms_statement(key, "kms:DescribeKey", "kms:GenerateDataKey"), _kms_grant_statement(key)]
     for statement in statements:
         role.add_to_policy(statement)
-    _acknowledge_state_machine_role(role, cfg)
+    _acknowledge_state_machine_role(role, cfg, storage)
     return role
 
 
-def _acknowledge_state_machine_role(role: iam.Role, cfg: Config) -> None:
+def _acknowledge_state_machine_role(role: iam.Role, cfg: Config, storage: Storage) -> None:
     stack = Stack.of(role)
     realtime = cfg.endpoint.mode == "realtime"
     acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
@@ -240,6 +268,11 @@ def _acknowledge_state_machine_role(role: iam.Role, cfg: Config) -> None:
     ):
         acknowledge(role, f"AwsSolutions-IAM5[Resource::{arn(stack, 'sagemaker:' + resource + '/', cfg.name + '-*')}]",
                     f"Names are <{cfg.name}>-<run id>-..., the run id made at run time (8 hex digits): {what}.")
+    group = model_package_group_name(cfg)
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{arn(stack, 'sagemaker:model-package/', group + '/*')}]",
+                f"Versions of the stack's one model package group {group} are numbered by SageMaker at registration.")
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::{attribute(storage.bucket, 'Arn')}/{OUTPUT_PREFIX}/*/{EVIDENCE_FILE}*]",
+                "Each run writes one evidence file under runs/<training job>/, the job named at run time.")
     if realtime:
         alarms = arn(stack, "cloudwatch:alarm:", f"TargetTracking-endpoint/{endpoint_name(cfg)}/*")
         acknowledge(role, f"AwsSolutions-IAM5[Resource::{alarms}]",

@@ -113,6 +113,9 @@ def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
         "save-interval": cfg.debugger.save_interval,
         "profile-steps": cfg.debugger.profile_steps,
         "optimize": cfg.endpoint.optimize,
+        # What the optimized forward must hold to ship (training/optimized_checks.py); else fp32 serves.
+        **({"max-optimized-accuracy-drop": cfg.gate.max_optimized_accuracy_drop,
+            "min-optimized-agreement": cfg.gate.min_optimized_agreement} if cfg.endpoint.optimize != "none" else {}),
         **({"rule-params": rule_overrides_argument.to_argument(cfg.debugger.rule_parameters)} if cfg.debugger.rule_parameters else {}),
         "sagemaker_program": PROGRAM,
         "sagemaker_submit_directory": _submit_directory(cfg, loc),
@@ -335,6 +338,18 @@ def model_request(cfg: Config, loc: JobLocations, model_name: str, model_data_ur
     container runs its config.yaml and deployment.py; the TorchServe one its code/inference.py
     through the inference toolkit, which the SAGEMAKER_PROGRAM settings configure."""
     _check_name("model", model_name, _MODEL_NAME, 63)
+    return {
+        "ModelName": model_name,
+        "PrimaryContainer": {**serving_container(cfg, loc, model_data_url), "Mode": "SingleModel"},
+        "ExecutionRoleArn": loc.role_arn,
+        # Serverless endpoints do not support network isolation (Serverless Inference feature exclusions).
+        "EnableNetworkIsolation": cfg.training.network_isolation and cfg.endpoint.mode == "realtime",
+    }
+
+
+def serving_container(cfg: Config, loc: JobLocations, model_data_url: str) -> dict:
+    """The serving container on model.tar.gz: the model's PrimaryContainer, and the container a
+    registered model package version names (infra/registry.py)."""
     environment = {"SAGEMAKER_REGION": loc.region, "TOP_K": str(cfg.endpoint.top_k)}
     if cfg.endpoint.container == "torchserve":
         environment.update({
@@ -346,18 +361,7 @@ def model_request(cfg: Config, loc: JobLocations, model_name: str, model_data_ur
         # One worker (TorchServe) or replica (Ray Serve, imgclf_serving/deployment.py) per serverless
         # instance: memory is small and concurrency scales instances.
         environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = "1"
-    return {
-        "ModelName": model_name,
-        "PrimaryContainer": {
-            "Image": images.inference_image(cfg, loc.region),
-            "Mode": "SingleModel",
-            "ModelDataUrl": model_data_url,
-            "Environment": environment,
-        },
-        "ExecutionRoleArn": loc.role_arn,
-        # Serverless endpoints do not support network isolation (Serverless Inference feature exclusions).
-        "EnableNetworkIsolation": cfg.training.network_isolation and cfg.endpoint.mode == "realtime",
-    }
+    return {"Image": images.inference_image(cfg, loc.region), "ModelDataUrl": model_data_url, "Environment": environment}
 
 
 def endpoint_config_request(

@@ -11,8 +11,9 @@ from constructs import Construct
 from infra.api import FrontDoor
 from infra.config import Config
 from infra.pipeline import Pipeline
-from infra.layout import endpoint_name
+from infra.layout import endpoint_name, model_package_group_name
 from infra.monitoring import Monitoring
+from infra.release import Release
 from infra.storage import Storage
 
 
@@ -36,13 +37,16 @@ class ImgclfStack(Stack):
             self, "Monitoring", cfg=cfg, alerts=self.pipeline.alerts,
             alerts_key=self.pipeline.node.find_child("AlertsKey"), state_machine=self.pipeline.state_machine,
         )
+        self.release = Release(self, "Release", cfg=cfg, state_machine=self.pipeline.state_machine)
         self._outputs()
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.front_door.api.url_for_path("/predict"), description="POST images here")
+        CfnOutput(self, "PageUrl", value=self.front_door.api.url, description="the web page: drop an image, see why")
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
         CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "EndpointName", value=endpoint_name(self.cfg))
+        CfnOutput(self, "ModelPackageGroupName", value=model_package_group_name(self.cfg))
         CfnOutput(self, "AlertsTopicArn", value=self.pipeline.alerts.topic_arn)
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         if self.front_door.api_key:

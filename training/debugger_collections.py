@@ -13,7 +13,7 @@ from training.rules import RELU_INPUT_REGEX, rule_parameters
 
 #: Steps between saved gradients and weights when the config says nothing: AWS's own default for
 #: these collections (smdebug_rulesconfig's collections.json). A ResNet-50 save is ~100 MB (58 MB
-#: for layer4 + fc), so a denser interval fills the job's volume; every rule gets what it needs
+#: for its last stage and classifier, what unfreeze `last` trains), so a denser interval fills the job's volume; every rule gets what it needs
 #: from step 0 (always saved) and the interval.
 DEFAULT_SAVE_INTERVAL = 500
 #: Losses are scalars and cheap: save every step in TRAIN and EVAL, so that a short EVAL pass never

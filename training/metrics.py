@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from training.optimized_checks import KEPT_METRIC
+
 #: Number format shared by the printer and the regexes (also matches nan/inf for broken runs).
 _NUMBER = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))"
 
@@ -16,8 +18,9 @@ EPOCH_METRICS = ("train_loss", "train_acc", "valid_loss", "valid_acc")
 #: Metrics printed once after training, on the test channel.
 FINAL_METRICS = ("test_loss", "test_acc")
 #: Printed after those when the job produced an optimized forward (training/optimize.py): its test
-#: top-1, fp32's minus its (both on the CPU), and the share of test images where both agree on top-1.
-OPTIMIZED_METRICS = ("optimized_test_acc", "optimized_acc_drop", "optimized_agreement")
+#: top-1, fp32's minus its (both on the CPU), the share of test images where both agree on top-1, and
+#: whether it ships (1) or the model dir fell back to fp32 (0; training/optimized_checks.py).
+OPTIMIZED_METRICS = ("optimized_test_acc", "optimized_acc_drop", "optimized_agreement", KEPT_METRIC)
 #: Debugger rules evaluated in portable mode; each prints `rule_<Name>=0|1` (1 = issue found).
 RULE_NAMES = (
     "VanishingGradient",

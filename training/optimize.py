@@ -8,14 +8,19 @@ ecosystem path, with nothing to compile in the serving container:
   fusions), then statically quantized: QDQ format, per-channel int8 weights, uint8 activations whose
   ranges come from images of the training split through the eval transform (what serving sees).
 Either is written to the model dir as model.onnx beside the fp32 weights; serving loads it through
-imgclf_serving/optimized_forward.py, and so does `compare` here, so the gate judges what serves.
+imgclf_serving/optimized_forward.py, and so does `compare` here, so what is judged is what serves.
 
 The comparison runs the fp32 network and the optimized forward on the same test images on this
-CPU: both top-1 accuracies and their top-1 agreement, which the trainer prints as metric lines
-for the gate (infra/gate_checks.py).
+CPU: both top-1 accuracies and their top-1 agreement, printed as metric lines. A forward outside
+the limits of training/optimized_checks.py, or one that cannot be produced or compared, is removed
+and the model dir serves fp32: the checks refuse the optimized model, never the release.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -29,9 +34,12 @@ from torch import nn
 from imgclf_serving import optimized_forward
 from imgclf_serving.architecture import build_classifier
 from imgclf_serving.preprocess import eval_transform
+from training import optimized_checks
 from training.data import ImageSplit, Split
 from training.errors import TrainerError
 
+#: The export's packages, installed only by a job that produces an optimized forward.
+EXPORT_REQUIREMENTS = Path(__file__).with_name("requirements-optimize.txt")
 #: Training images the int8 ranges are calibrated on, spread evenly over the split, and per batch.
 CALIBRATION_IMAGES = 256
 CALIBRATION_BATCH = 16
@@ -149,18 +157,61 @@ def compare(network: nn.Module, arch: str, num_classes: int, onnx_path: Path, te
     return Comparison(images=n, fp32_acc=correct_fp32 / n, optimized_acc=correct_optimized / n, agreement=agree / n)
 
 
-def for_serving(args, network: nn.Module, num_classes: int, train: Split, test: Split | None) -> None:
-    """The trainer's step: produce `args.optimize`'s forward in the model dir, compare it with fp32
-    on the test split and print the gate's metric lines (none without a test split: no verdict)."""
+def ensure_export_tools() -> None:
+    """Install the exporter and ONNX Runtime (requirements-optimize.txt) if they are missing: only a
+    job that produces an optimized forward needs them, so the toolkit's requirements.txt leaves them
+    out and tuning trials never install them."""
+    if all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript", "onnxruntime")):
+        return
+    command = [sys.executable, "-m", "pip", "install", "--only-binary=:all:", "--disable-pip-version-check",
+               "--no-input", "-r", str(EXPORT_REQUIREMENTS)]
+    result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TrainerError(f"could not install the ONNX exporter and runtime ({last}); a job without internet "
+                           f"access needs a training image that has {EXPORT_REQUIREMENTS.name}")
+    importlib.invalidate_caches()
+
+
+def for_serving(args, network: nn.Module, num_classes: int, train: Split, test: Split | None) -> str:
+    """The trainer's step: produce `args.optimize`'s forward in the model dir and judge it against
+    fp32 on the test split. Returns the forward that serves: `args.optimize`, or "none" when it
+    could not be produced or judged, or failed (the model dir then serves fp32; the release goes ahead)."""
+    forward, path = args.optimize, Path(args.model_dir) / optimized_forward.ONNX_FILE
+    if test is None:  # no verdict is never a pass, so nothing to produce
+        return _fall_back(forward, path, optimized_checks.NO_TEST_SPLIT.format(forward=forward))
+    started = time.perf_counter()
+    try:
+        ensure_export_tools()
+        produce(network, forward, Path(args.model_dir), args.arch, num_classes, args.image_size, train)
+    except TrainerError as error:
+        return _fall_back(forward, path, str(error))
+    print(f"optimized forward ({forward}): {path.name} {path.stat().st_size / 1e6:.1f} MB "
+          f"in {time.perf_counter() - started:.0f} s", flush=True)
+    return judge(args, network, num_classes, test)
+
+
+def judge(args, network: nn.Module, num_classes: int, test: Split) -> str:
+    """Compare the model dir's model.onnx with fp32 on the test split, print the comparison as
+    metric lines, and keep it only if it passes training/optimized_checks.py."""
     from training.metrics import format_metric_line
 
-    started = time.perf_counter()
-    path = produce(network, args.optimize, Path(args.model_dir), args.arch, num_classes, args.image_size, train)
-    print(f"optimized forward ({args.optimize}): {path.name} {path.stat().st_size / 1e6:.1f} MB "
-          f"in {time.perf_counter() - started:.0f} s", flush=True)
-    if test is None:
-        return
+    forward, path = args.optimize, Path(args.model_dir) / optimized_forward.ONNX_FILE
     result = compare(network, args.arch, num_classes, path, test, args.image_size, args.batch_size)
-    print(f"optimized forward ({args.optimize}) on {result.images} test images: top-1 {result.optimized_acc:.4f}, "
+    print(f"optimized forward ({forward}) on {result.images} test images: top-1 {result.optimized_acc:.4f}, "
           f"fp32 {result.fp32_acc:.4f} on this CPU, agreement {result.agreement:.4f}", flush=True)
-    print(format_metric_line(**result.metrics()), flush=True)
+    limits = {"max_drop": args.max_optimized_accuracy_drop, "min_agreement": args.min_optimized_agreement}
+    reason = optimized_checks.refusal(forward, result.metrics(), limits)
+    print(format_metric_line(**result.metrics(), **{optimized_checks.KEPT_METRIC: float(reason is None)}), flush=True)
+    return forward if reason is None else _fall_back(forward, path, reason, record=False)
+
+
+def _fall_back(forward: str, path: Path, reason: str, record: bool = True) -> str:
+    """Serve fp32: no model.onnx in the model dir, the reason in the log, optimized_kept=0."""
+    from training.metrics import format_metric_line
+
+    path.unlink(missing_ok=True)
+    print(optimized_checks.fallback_line(forward, reason), flush=True)
+    if record:
+        print(format_metric_line(**{optimized_checks.KEPT_METRIC: 0.0}), flush=True)
+    return "none"

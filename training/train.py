@@ -31,7 +31,7 @@ from imgclf_serving.optimized_forward import FORWARDS
 from imgclf_serving.preprocess import eval_transform
 from training.checkpoint import StopFlag, load_latest, save_checkpoint
 from training.debugger_collections import DEFAULT_SAVE_INTERVAL
-from training import distributed, optimize, rule_overrides_argument
+from training import distributed, optimize, optimized_checks, rule_overrides_argument
 from training.data import load_splits, make_loader, train_transform
 from training.distributed import Distributed
 from training.errors import TrainerError
@@ -126,6 +126,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     hp.add_argument("--seed", type=int, default=0)
     hp.add_argument("--optimize", choices=FORWARDS, default="none",
                     help="the CPU forward to produce for serving after training (training/optimize.py)")
+    hp.add_argument("--max-optimized-accuracy-drop", type=float, default=optimized_checks.DEFAULT_MAX_DROP,
+                    help="the most test top-1 the optimized forward may lose to fp32, else fp32 serves")
+    hp.add_argument("--min-optimized-agreement", type=float, default=optimized_checks.DEFAULT_MIN_AGREEMENT,
+                    help="the least share of test images its top-1 must share with fp32, else fp32 serves")
     dbg = p.add_argument_group("debugging and profiling (training/instrumentation.py)")
     dbg.add_argument("--debugger", choices=("portable", "managed", "off"), default="portable")
     dbg.add_argument("--save-interval", type=_int_at_least(1), default=DEFAULT_SAVE_INTERVAL)
@@ -443,9 +447,8 @@ def run_job(args: argparse.Namespace, stop: StopFlag, dist: Distributed | None =
     if not dist.is_main:
         return 0
     instrumentation.finish(history)
-    if args.optimize != "none":
-        optimize.for_serving(args, network, len(classes), train_split, test_split)
-    write_model_dir(Path(args.model_dir), network, classes, args.arch, args.image_size, optimize=args.optimize)
+    served = "none" if args.optimize == "none" else optimize.for_serving(args, network, len(classes), train_split, test_split)
+    write_model_dir(Path(args.model_dir), network, classes, args.arch, args.image_size, optimize=served)
     if test_split is not None:  # the drift report's reference (docs/monitoring.md), over the whole split
         whole_test = make_loader(test_split, eval_transform(args.image_size), train=False, batch_size=args.batch_size,
                                  num_workers=args.num_workers, device=device)

@@ -12,6 +12,7 @@ STATE_MACHINE_ARN = "StateMachineArn"
 API_URL = "ApiUrl"
 BUCKET_NAME = "BucketName"
 ENDPOINT_NAME = "EndpointName"
+MODEL_PACKAGE_GROUP = "ModelPackageGroupName"
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser) -> None:

@@ -77,6 +77,7 @@ def serve_until_stopped(container: Container, cfg, serve_dir: Path, port: int, e
               f"log: {container.log_path}")
         print(f"endpoint {name}: {endpoint.url} (GET /ping, POST /invocations, POST /endpoints/{name}/invocations)")
         print(f"front door (API Gateway + Lambda): {door.url}/predict   log: {door.log_path}")
+        print(f"web page: {door.url}/   (drop an image: top-k and its Grad-CAM heatmap)")
         print("\ntry it:")
         print(f"  {curl_line(door.url, sample_image)}")
         print(f"  imgclf predict {shlex.quote(str(sample_image or 'your-image.jpg'))} --url {door.url}")

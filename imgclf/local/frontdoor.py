@@ -6,7 +6,8 @@ requestContext with a fresh requestId), and the handler's proxy response becomes
 Gateway-side limits are kept: 10 MB payload, Lambda's 6 MB event, the 29 s integration timeout,
 answered as the stack's gateway responses answer them: `{"error": {"code", "message"},
 "request_id"}`, from the one table of error codes (imgclf_serving/frontdoor/error_codes.py). Like
-the REST API, it routes only POST /predict (which requires a Content-Type header) and GET /health to the Lambda.
+the REST API, it routes only POST /predict (which requires a Content-Type header), GET /health and GET /
+(the web page, imgclf_serving/frontdoor/page.html) to the Lambda.
 
 One Lambda instance: invocations run one at a time. The 29 s count from when an invocation starts,
 not from when it was queued (in the cloud, Lambda scales out instead of queueing); a request that

@@ -113,10 +113,31 @@ def run_pipeline(cfg, out: Path, splits: Path, resume: bool = False, cpus: int =
     container = start_container(cfg, model_dir, model["PrimaryContainer"]["Environment"], out / "endpoint", progress)
     try:
         write_report(*report_args, service=container, test_dir=splits / "test")
+        evidence = {"final_metrics": final_metrics, "min_test_accuracy": cfg.gate.min_test_accuracy,
+                    "tuned_hyperparameters": best.tuned, "hyperparameters": retrain, "training_job": final.name,
+                    "tuning_job": names["tuning"], "run": str(out.resolve())}
+        _register(cfg, out, model_tar, evidence, progress)
     except BaseException:
         container.stop()
         raise
     return PipelineResult(model_dir, container, _sample_image(splits / "test"))
+
+
+def _register(cfg, out: Path, model_tar: Path, evidence: dict, progress) -> None:
+    """The gated model as a version of the local registry, with the served model's per-class
+    figures; an Approved version is recorded as the one served."""
+    from imgclf.local import registry
+
+    confusion = json.loads((out / "report" / "confusion-matrix.json").read_text())
+    evidence.update(confusion_matrix=confusion, per_class=registry.per_class(confusion["classes"], confusion["matrix"]))
+    root = registry.default_root(out)
+    number = registry.register(root, cfg.release.approval, model_tar, evidence)
+    if cfg.release.approval == "auto":
+        registry.mark_serving(root, number)
+        progress(f"registered and approved version {number} in {root}")
+    else:
+        progress(f"registered version {number} in {root}, awaiting approval: imgclf models approve {number} --local {root}; "
+                 f"then imgclf local serve --version {number} --registry {root}")
 
 
 def _epoch_printer(name: str, objective: str, epochs: str, progress):

@@ -8,6 +8,8 @@ regexes, the final job's output/data), so the report agrees with the logs. Files
   rules.json, rules.md       the retrain's rule verdicts (from its debugger-report.json)
   profiler/                  the retrain's profiler summary and training report, copied as written
   confusion-matrix.png       the served model on the test split, through the real handlers
+  gallery/<class>.png        per class, test images right and wrong with their Grad-CAM heatmaps
+                             (gallery.py), and summary.md's most-confused pairs
   summary.md                 all of the above on one page, with test accuracy and the gate verdict
 """
 from __future__ import annotations
@@ -18,11 +20,10 @@ import json
 import shutil
 from pathlib import Path
 
+from imgclf.local import gallery
 from imgclf.local.jobs import JobResult
 from imgclf.local.tuner import TuningResult
 from training.output_files import DEBUGGER_REPORT, REPORT_FILES
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
 
 def trial_rows(tuning: TuningResult) -> list[dict]:
@@ -122,26 +123,6 @@ def copy_profiler(folder: Path, output_data_dir: Path) -> list[str]:
     return copied
 
 
-def confusion_matrix(service, test_dir: Path) -> tuple[list[str], list[list[int]], int]:
-    """(classes, matrix[true][predicted], images) of the served model on the test ImageFolder."""
-    classes = sorted(p.name for p in test_dir.iterdir() if p.is_dir())
-    index = {c: i for i, c in enumerate(classes)}
-    matrix = [[0] * len(classes) for _ in classes]
-    seen = 0
-    for true in classes:
-        for image in sorted((test_dir / true).iterdir()):
-            if image.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            answer = service.invoke(image.read_bytes(), {"Content-Type": "application/x-image", "Accept": "application/json"})
-            if answer.status != 200:
-                continue
-            label = json.loads(answer.body)["predictions"][0]["label"]
-            if label in index:
-                matrix[index[true]][index[label]] += 1
-                seen += 1
-    return classes, matrix, seen
-
-
 def plot_confusion(path: Path, classes: list[str], matrix: list[list[int]]) -> None:
     import matplotlib
 
@@ -163,12 +144,29 @@ def plot_confusion(path: Path, classes: list[str], matrix: list[list[int]]) -> N
 
 
 def optimized_summary(final: JobResult) -> list[str]:
-    """The optimized forward's comparison with fp32 (training/optimize.py), when the retrain made one."""
-    acc, drop, agreement = (final.final_metric(m) for m in ("optimized_test_acc", "optimized_acc_drop", "optimized_agreement"))
-    if acc is None:
+    """The optimized forward's comparison with fp32 (training/optimize.py), when the retrain made
+    one, and whether it ships or the endpoint serves fp32, and why (training/optimized_checks.py)."""
+    from infra.hyperparameters import decoded
+    from training import optimized_checks
+
+    kept = final.final_metric(optimized_checks.KEPT_METRIC)
+    if kept is None:
         return []
-    return [f"- optimized forward: test_acc {acc:.4f} ({-drop * 100:+.2f} points vs fp32 on the CPU), "
-            f"top-1 agreement with fp32 {agreement:.4f}"]
+    hyperparameters = decoded(final.hyperparameters)
+    forward = hyperparameters.get("optimize", "the optimized")
+    found = {name: final.final_metric(name) for name in ("optimized_test_acc", "optimized_acc_drop", "optimized_agreement")}
+    lines = []
+    if None not in found.values():
+        lines.append(f"- {forward} forward: test_acc {found['optimized_test_acc']:.4f} "
+                     f"({-found['optimized_acc_drop'] * 100:+.2f} points vs fp32 on the CPU), "
+                     f"top-1 agreement with fp32 {found['optimized_agreement']:.4f}")
+    if kept:
+        return [*lines, f"- served forward: {forward}"]
+    limits = {"max_drop": float(hyperparameters.get("max-optimized-accuracy-drop", optimized_checks.DEFAULT_MAX_DROP)),
+              "min_agreement": float(hyperparameters.get("min-optimized-agreement", optimized_checks.DEFAULT_MIN_AGREEMENT))}
+    reason = (optimized_checks.refusal(forward, found, limits) if None not in found.values()
+              else "it could not be produced or measured (the retrain's log says why)")
+    return [*lines, f"- served forward: fp32, because {reason}"]
 
 
 def write_report(folder: Path, tuning: TuningResult, final: JobResult, final_output: Path,
@@ -185,10 +183,15 @@ def write_report(folder: Path, tuning: TuningResult, final: JobResult, final_out
     profiler = copy_profiler(folder, final_output)
     served = ""
     if service is not None and test_dir is not None:
-        classes, matrix, seen = confusion_matrix(service, test_dir)
+        classes, answers = gallery.explain_test_split(service, test_dir)
+        matrix = gallery.confusion(classes, answers)
         plot_confusion(folder / "confusion-matrix.png", classes, matrix)
+        # The local registry's evidence reads it (imgclf/local/registry.py).
+        (folder / "confusion-matrix.json").write_text(json.dumps({"classes": classes, "matrix": matrix}) + "\n")
         correct = sum(matrix[i][i] for i in range(len(classes)))
-        served = f"- served model on the test split: {correct}/{seen} correct\n\n![confusion matrix](confusion-matrix.png)\n"
+        seen = sum(map(sum, matrix))
+        served = (f"- served model on the test split: {correct}/{seen} correct\n\n![confusion matrix](confusion-matrix.png)\n\n"
+                  f"{gallery.write_gallery(folder, classes, answers)}\n")
     summary = [
         "# imgclf local run", "",
         f"- tuning objective: {tuning.objective} ({tuning.direction}); best trial {tuning.best.name}: "

@@ -1,4 +1,5 @@
-"""Lambda handler: `POST /predict` with raw image bytes, `GET /health` with the endpoint status.
+"""Lambda handler: `POST /predict` with raw image bytes, `GET /health` with the endpoint status,
+`GET /` with the web page (page.html, beside this file).
 
 Checks that cost nothing (content type, empty body, size, top_k) run before InvokeEndpoint is
 called. Every answer carries the API Gateway request id (`X-Request-Id` header and `request_id`
@@ -10,6 +11,10 @@ most 11: how long to wait for the model's answer; lower it for a fast model to f
 CORS_ORIGINS, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, and CAPTURE_* (capture.py). A bad TOP_K or
 ENDPOINT_READ_TIMEOUT_SECONDS is a deployment fault: logged, answered as 500. boto3 honours
 AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, which points the unchanged code at a local endpoint.
+
+`POST /predict?explain=1` asks the model for a Grad-CAM heatmap of the top class too
+(imgclf_serving/explain.py); `top_k` and `explain` reach the handlers in InvokeEndpoint's
+CustomAttributes (`top_k=3;explain=1`), the header SageMaker forwards to the container.
 
 Each prediction also emits its confidence, entropy and class (prediction_metrics.py), answers with
 the model's version in X-Model-Version, and may be captured for the drift report (capture.py).
@@ -23,6 +28,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -65,6 +71,11 @@ CONTROL_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"total_max_a
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "imgclf-frontdoor"
 #: The version of the model that answered (model-meta.json `model_version`), also in the body.
 MODEL_VERSION_HEADER = "X-Model-Version"
+PAGE_FILE = "page.html"
+#: The page loads nothing from elsewhere: inline script and style, images from data: and blob: URLs,
+#: and calls to its own origin.
+PAGE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "img-src data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "imgclf", service=SERVICE_NAME)
@@ -131,11 +142,13 @@ def predict() -> Response:
     if len(body) > limit:
         raise ApiError(PAYLOAD_TOO_LARGE, f"the image is {len(body):,} bytes; the limit is {limit:,} bytes")
     top_k = _top_k(event.query_string_parameters)
+    explain = _explain(event.query_string_parameters)
 
     endpoint_name = _endpoint_name()
     request = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type, "Accept": "application/json"}
-    if top_k is not None:
-        request["CustomAttributes"] = f"top_k={top_k}"
+    attributes = ([f"top_k={top_k}"] if top_k is not None else []) + (["explain=1"] if explain else [])
+    if attributes:
+        request["CustomAttributes"] = ";".join(attributes)
     started = time.perf_counter()
     try:
         answer = runtime_client().invoke_endpoint(**request)
@@ -178,6 +191,21 @@ def _capture(result: dict, found: prediction_metrics.Signals, content_type: str,
     except Exception as error:  # noqa: BLE001 - capture must never fail the request
         logger.warning("capture failed", extra={"failure": _describe(error)})
         metrics.add_metric(name="CaptureFailures", unit=MetricUnit.Count, value=1)
+
+
+@app.get("/")
+def page() -> Response:
+    """The web page (page.html): one static file that calls POST /predict on this same origin, so
+    it needs no CORS. PAGE_AUTH (the stack's api.auth) tells it whether to ask for an API key."""
+    html = _page_html().replace("{{AUTH}}", os.environ.get("PAGE_AUTH", "none"))
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html,
+                    headers={"X-Request-Id": _request_id(), "Cache-Control": "no-cache",
+                             "Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff"})
+
+
+@functools.cache
+def _page_html() -> str:
+    return (Path(__file__).parent / PAGE_FILE).read_text(encoding="utf-8")
 
 
 @app.get("/health")
@@ -290,6 +318,16 @@ def _top_k(query: dict[str, str] | None) -> int | None:
     if value is None:
         raise ApiError(INVALID_PARAMETER, f"top_k must be an integer from 1 to {MAX_TOP_K}, got {raw[:20]!r}")
     return value
+
+
+def _explain(query: dict[str, str] | None) -> bool:
+    """The caller's `?explain=`: 1 or true asks for the heatmap, 0 or false (or none) does not."""
+    raw = (query or {}).get("explain")
+    if raw is None:
+        return False
+    if raw.lower() not in ("1", "true", "0", "false"):
+        raise ApiError(INVALID_PARAMETER, f"explain must be 1 or 0, got {raw[:20]!r}")
+    return raw.lower() in ("1", "true")
 
 
 def _valid_top_k(raw: str) -> int | None:

@@ -83,10 +83,10 @@ class GatewayResponse:
 ANSWERS: tuple[Answer, ...] = (
     Answer(EMPTY_BODY, FRONT_DOOR, "no body, or an empty one"),
     Answer(INVALID_BODY, FRONT_DOOR, "body not base64-encoded by API Gateway (sent as text), or invalid base64"),
-    Answer(INVALID_PARAMETER, FRONT_DOOR, "`top_k` not an integer from 1 to 1000"),
+    Answer(INVALID_PARAMETER, FRONT_DOOR, "`top_k` not an integer from 1 to 1000, or `explain` not 1 or 0"),
     Answer(INVALID_IMAGE, HANDLERS, "bytes that are no image (no JPEG/PNG/WebP/GIF signature), a corrupt or truncated image"),
-    Answer(NOT_FOUND, FRONT_DOOR, "a route the Lambda does not serve; API Gateway forwards only `POST /predict` and "
-           "`GET /health`, so only a direct invocation of the function gets this"),
+    Answer(NOT_FOUND, FRONT_DOOR, "a route the Lambda does not serve; API Gateway forwards only `POST /predict`, "
+           "`GET /health` and `GET /` (the page), so only a direct invocation of the function gets this"),
     Answer(PAYLOAD_TOO_LARGE, BOTH, "body over `MAX_BODY_BYTES` (front door), over 6 MiB (handlers), or an image over "
            "40,000,000 pixels (a decompression bomb: a small file that claims huge dimensions)"),
     Answer(UNSUPPORTED_MEDIA_TYPE, BOTH, "a content type outside the list above (`application/json`, `text/plain`, "
@@ -116,7 +116,7 @@ GATEWAY_RESPONSES: dict[str, GatewayResponse] = {
     "QUOTA_EXCEEDED": GatewayResponse(QUOTA_EXCEEDED, "over the API key's daily quota", "this API key's daily quota is used up"),
     # Also what API Gateway answers for a path or method it does not have.
     "MISSING_AUTHENTICATION_TOKEN": GatewayResponse(
-        MISSING_AUTHENTICATION, "another path or method (only `POST /predict` and `GET /health` exist), or no "
+        MISSING_AUTHENTICATION, "another path or method (only `POST /predict`, `GET /health` and `GET /` exist), or no "
         "credentials with IAM auth", "no credentials, or no such route: use POST /predict or GET /health",
     ),
     "INVALID_API_KEY": GatewayResponse(

@@ -1,8 +1,10 @@
 """The pipeline's Step Functions definition (ASL), built as a plain dict from the config.
 
 Input -> (serverless: the existing endpoint's mode) -> Tune -> merge tuned + static hyperparameters -> Retrain -> (managed: wait for the rule
-jobs) -> Gate -> CreateModel -> CreateEndpointConfig -> create or update the endpoint -> wait
-InService (-> real-time: register auto scaling). Every task has a Catch, so every failure path ends
+jobs) -> Gate -> Register (evidence + model package version; manual approval ends here) -> CreateModel -> CreateEndpointConfig -> create or update the endpoint -> wait
+InService (-> real-time: register auto scaling) -> tag the endpoint with the version.
+An input that names an approved version (infra/layout.MODEL_PACKAGE) goes straight to CreateModel.
+Every task has a Catch, so every failure path ends
 in a Fail state whose cause says what happened, never in a raw task error.
 
 Pure: no CDK here, so the definition is unit-testable; CDK tokens (role ARN, bucket name, asset
@@ -15,7 +17,8 @@ from infra.state_machine import endpoint_mode
 from infra.state_machine.deploy import deploy_states
 from infra.state_machine.deployment import Deployment
 from infra.state_machine.gate import gate_states
-from infra.state_machine.input import input_states, naming_states
+from infra.state_machine.input import input_states, naming_states, package_states
+from infra.state_machine.register import register_states
 from infra.state_machine.retrain import managed_rule_states, retrain_states, training_request
 from infra.state_machine.tune import tune_states, tuning_request
 
@@ -33,7 +36,9 @@ def build_definition(cfg: Config, dep: Deployment) -> dict:
         **tune_states(cfg, tuning, "Retrain"),
         **retrain_states(cfg, training, "WaitForRules" if managed else "GateMetrics"),
         **(managed_rule_states("GateMetrics") if managed else {}),
-        **gate_states(cfg, "CreateModel"),
+        **gate_states(cfg, "GatherEvidence"),
+        **register_states(cfg, dep, "CreateModel"),
+        **package_states(cfg, "CreateModel"),
         **deploy_states(cfg, dep),
     }
     return {

@@ -5,9 +5,9 @@ Failures that leave the previous endpoint serving (update refused, update rolled
 its auto scaling (real-time) before the run fails, so a run never leaves scaling paused."""
 from __future__ import annotations
 
-from infra import endpoint_scaling, sagemaker_requests
+from infra import endpoint_scaling, registry, sagemaker_requests
 from infra.config import Config
-from infra.layout import DATA_CAPTURE_PREFIX, endpoint_name
+from infra.layout import DATA_CAPTURE_PREFIX, SERVING_PACKAGE_TAG, endpoint_name
 from infra.state_machine.deployment import Deployment, job_locations
 from infra.state_machine.placeholders import bind_placeholders, escape_format, placeholder
 from infra.state_machine.quotas import endpoint_quota, model_quota
@@ -47,7 +47,8 @@ def _outcome(cause: str, next_state: str) -> dict:
 
 
 def _model_states(cfg: Config, dep: Deployment, after: str) -> dict:
-    """This run's model and endpoint config, each named after the run."""
+    """This run's model (the registered version's model data in the stack's serving container) and
+    endpoint config, each named after the run."""
     model = sagemaker_requests.model_request(cfg, job_locations(dep), placeholder("model"), placeholder("modeldata"))
     capture = f"s3://{dep.bucket_name}/{DATA_CAPTURE_PREFIX}" if cfg.endpoint.data_capture_percent else None
     config = sagemaker_requests.endpoint_config_request(
@@ -105,7 +106,9 @@ def _find_endpoint_states(endpoint: str, update: str) -> dict:
 
 
 def _create_or_update_states(cfg: Config, endpoint: str, restore: str) -> dict:
-    """Point the endpoint at this run's config. A refused update leaves the previous config serving."""
+    """Point the endpoint at this run's config. An update is a blue/green deployment that the
+    rollback alarms watch (registry.deployment_config); a refused or rolled-back update leaves the
+    previous config serving."""
     request = {"EndpointName": endpoint, "EndpointConfigName.$": "$.names.endpoint_config"}
     quota = endpoint_quota(cfg)
     return {
@@ -114,7 +117,8 @@ def _create_or_update_states(cfg: Config, endpoint: str, restore: str) -> dict:
             ResultPath=response("create_endpoint"),
         ),
         **sagemaker_task(
-            "UpdateEndpoint", CALL.format("updateEndpoint"), request, "WaitForEndpoint",
+            "UpdateEndpoint", CALL.format("updateEndpoint"), {**request, "DeploymentConfig": registry.deployment_config(cfg)},
+            "WaitForEndpoint",
             failed="UpdateEndpointRefused", over_quota="UpdateEndpointOverQuota", ResultPath=response("update_endpoint"),
         ),
         "UpdateEndpointRefused": _outcome(
@@ -246,7 +250,7 @@ def _scaling_states(cfg: Config, endpoint: str) -> dict:
                 {"Variable": "$.outcome", "IsPresent": True, "Next": _DEPLOY_FAILED},
                 {"Variable": "$.scaling_error", "IsPresent": True, "Next": "ScalingFailed"},
             ],
-            "Default": "Deployed",
+            "Default": "RecordServingVersion",
         },
         "ScalingFailed": fail_path(
             f"States.Format('endpoint {endpoint} serves this run, but registering its auto scaling failed: {{}}', $.scaling_error.Cause)",
@@ -255,9 +259,15 @@ def _scaling_states(cfg: Config, endpoint: str) -> dict:
     }
 
 
-def _deployed_state(endpoint: str) -> dict:
-    """The execution's output: what this run made and deployed."""
+def _deployed_states(endpoint: str) -> dict:
+    """The endpoint's tag names the version it serves (`imgclf models list` reads it); then the
+    execution's output: what this run made and deployed."""
     return {
+        **call(
+            "RecordServingVersion", SDK.format("sagemaker", "addTags"),
+            {"ResourceArn.$": "$.endpoint.reported.EndpointArn", "Tags": [{"Key": SERVING_PACKAGE_TAG, "Value.$": "$.package.arn"}]},
+            "Deployed", RETRY_SDK, _DEPLOY_FAILED, ResultPath=response("record_serving_version"),
+        ),
         "Deployed": {
             "Type": "Pass",
             "Parameters": {
@@ -268,6 +278,7 @@ def _deployed_state(endpoint: str) -> dict:
                 "tuning_job.$": "$.names.tuning_job",
                 "hyperparameters.$": "$.tuning.tuned",
                 "model_data.$": "$.training.model_data",
+                "model_package.$": "$.package.arn",
             },
             "End": True,
         }
@@ -284,8 +295,8 @@ def deploy_states(cfg: Config, dep: Deployment) -> dict:
         **_model_states(cfg, dep, "FindEndpoint"),
         **_find_endpoint_states(endpoint, "PauseScaling" if realtime else "UpdateEndpoint"),
         **_create_or_update_states(cfg, endpoint, restore),
-        **_wait_states(endpoint, "RegisterScaling" if realtime else "Deployed"),
+        **_wait_states(endpoint, "RegisterScaling" if realtime else "RecordServingVersion"),
         **_failure_states(endpoint, restore),
         **(_scaling_states(cfg, endpoint) if realtime else {}),
-        **_deployed_state(endpoint),
+        **_deployed_states(endpoint),
     }

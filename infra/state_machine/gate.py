@@ -19,18 +19,11 @@ def _value(metric: str) -> str:
 def _verdict(check: GateCheck) -> dict:
     if check.kind == "rule":
         return {"Variable": _value(check.metric), "NumericGreaterThanEquals": RULE_FIRED, "Next": check.state}
-    if check.limit is not None:
-        comparison = "NumericGreaterThan" if check.kind == "at_most" else "NumericLessThan"
-        return {"Variable": _value(check.metric), comparison: check.limit, "Next": check.state}
     return {"Variable": _value(check.metric), "NumericLessThanPath": _THRESHOLD, "Next": check.state}
 
 
 def _refusal(check: GateCheck) -> dict:
-    if check.kind in ("accuracy", "at_most"):
-        if check.limit is not None:  # the threshold is literal text of the cause
-            value_slot, _, rest = check.cause.partition("{}")
-            cause = value_slot + "{}" + rest.replace("{}", str(check.limit), 1)
-            return fail_path(states_format(cause, _value(check.metric)), "GateFailed")
+    if check.kind == "accuracy":
         return fail_path(states_format(check.cause, _value(check.metric), _THRESHOLD), "GateFailed")
     return fail(check.cause, "GateFailed")
 

@@ -4,9 +4,17 @@ run's names and hyperparameter overrides derived from it."""
 from __future__ import annotations
 
 from infra.config import Config
-from infra.layout import DATASET_PREFIX, DATASET_PREFIX_MESSAGE, DATASET_PREFIX_REFUSED, NUMBER_LIMITS, OVERRIDABLE
+from infra.layout import (
+    DATASET_PREFIX,
+    DATASET_PREFIX_MESSAGE,
+    DATASET_PREFIX_REFUSED,
+    MODEL_PACKAGE,
+    NUMBER_LIMITS,
+    OVERRIDABLE,
+    model_package_group_name,
+)
 from infra.state_machine.deployment import Deployment
-from infra.state_machine.vocabulary import FALLBACKS, fail
+from infra.state_machine.vocabulary import FALLBACKS, RETRY_SDK, SDK, call, fail, fail_path
 
 #: The first group of a fresh UUID: 8 hex digits, so `<name>-<run>-tune` always fits the
 #: 32-character tuning-job limit and SageMaker's name pattern, whatever the execution is called
@@ -24,7 +32,27 @@ def _present_and(key: str, *conditions: dict) -> dict:
     return {"And": [{"Variable": f"$.{key}", "IsPresent": True}, {"Or": list(conditions)}]}
 
 
-def _choices() -> list[dict]:
+def package_arn_pattern(cfg: Config) -> str:
+    """`StringMatches` pattern of a version of this stack's group (and of no other group)."""
+    return f"arn:aws*:sagemaker:*:*:model-package/{model_package_group_name(cfg)}/*"
+
+
+def package_arn_message(cfg: Config) -> str:
+    return (f"execution input {MODEL_PACKAGE} must be the ARN of a version of the model package group "
+            f"{model_package_group_name(cfg)} (imgclf models list shows them)")
+
+
+def _choices(cfg: Config) -> list[dict]:
+    package = f"$.{MODEL_PACKAGE}"
+    choices = [{
+        "And": [{"Variable": package, "IsPresent": True}, {"Variable": package, "IsString": True},
+                {"Variable": package, "StringMatches": package_arn_pattern(cfg)}],
+        "Next": "DescribePackage",
+    }, {"Variable": package, "IsPresent": True, "Next": _refusal_state(MODEL_PACKAGE)}]
+    return choices + _override_choices()
+
+
+def _override_choices() -> list[dict]:
     variable = f"$.{DATASET_PREFIX}"
     prefix = _present_and(
         DATASET_PREFIX,
@@ -60,8 +88,9 @@ def input_states(cfg: Config, after: str) -> dict:
     """Validate the execution input by the machine itself, then merge it over the config defaults."""
     refusals = {_refusal_state(DATASET_PREFIX): fail(DATASET_PREFIX_MESSAGE, "InvalidInput")}
     refusals.update({_refusal_state(limit.key): fail(limit.message, "InvalidInput") for limit in NUMBER_LIMITS})
+    refusals[_refusal_state(MODEL_PACKAGE)] = fail(package_arn_message(cfg), "InvalidInput")
     return {
-        "ValidateInput": {"Type": "Choice", "Choices": _choices(), "Default": "ApplyDefaults"},
+        "ValidateInput": {"Type": "Choice", "Choices": _choices(cfg), "Default": "ApplyDefaults"},
         **refusals,
         "ApplyDefaults": {
             "Type": "Pass",
@@ -117,4 +146,64 @@ def naming_states(cfg: Config, dep: Deployment, tuning_static: dict, training_st
             "ResultPath": "$.hyperparameters",
             "Next": after,
         },
+    }
+
+
+def package_states(cfg: Config, deploy: str) -> dict:
+    """An input that names a version deploys it, training nothing (the approval rule, `imgclf
+    rollback`): it must be Approved and registered by this pipeline, whose metadata names the jobs
+    that made it; the run's names then come from a fresh run id, as for a trained model."""
+    metadata = "$.described.CustomerMetadataProperties"
+    return {
+        **call(
+            "DescribePackage", SDK.format("sagemaker", "describeModelPackage"), {"ModelPackageName.$": f"$.{MODEL_PACKAGE}"},
+            "PackageApproved?", RETRY_SDK, "InvalidInput", ResultPath="$.described",
+        ),
+        "PackageApproved?": {
+            "Type": "Choice",
+            "Choices": [{
+                "And": [
+                    {"Variable": "$.described.ModelApprovalStatus", "IsPresent": True},
+                    {"Variable": "$.described.ModelApprovalStatus", "StringEquals": "Approved"},
+                    {"Variable": f"{metadata}.training_job", "IsPresent": True},
+                    {"Variable": f"{metadata}.tuning_job", "IsPresent": True},
+                    {"Variable": "$.described.ModelMetrics.ModelQuality.Statistics.S3Uri", "IsPresent": True},
+                ],
+                "Next": "NamePackageRun",
+            }],
+            "Default": "PackageNotDeployable",
+        },
+        "PackageNotDeployable": fail_path(
+            f"States.Format('model package {{}} cannot be deployed: only an Approved version that this pipeline "
+            f"registered can (approve it with imgclf models approve)', $.{MODEL_PACKAGE})",
+            "InvalidInput",
+        ),
+        "NamePackageRun": {
+            "Type": "Pass",
+            "Comment": "The deploy states read what a training run leaves: the version's model data and provenance.",
+            "Parameters": {
+                "run_id.$": RUN_ID,
+                "package": {"arn.$": "$.described.ModelPackageArn"},
+                "training": {"job_name.$": f"{metadata}.training_job"},
+                "container.$": "States.ArrayGetItem($.described.InferenceSpecification.Containers, 0)",
+                # The tuned values are in the version's evidence file; the output names it.
+                "tuning": {"tuned": {"evidence.$": "$.described.ModelMetrics.ModelQuality.Statistics.S3Uri"}},
+                "tuning_job.$": f"{metadata}.tuning_job",
+                "fallback": FALLBACKS,
+                "throttled": {"count": 0},
+            },
+            "Next": "NamePackageJobs",
+        },
+        "NamePackageJobs": {
+            "Type": "Pass",
+            "Parameters": {
+                "tuning_job.$": "$.tuning_job",
+                "training_job.$": "$.training.job_name",
+                "model.$": f"States.Format('{cfg.name}-{{}}', $.run_id)",
+                "endpoint_config.$": f"States.Format('{cfg.name}-{{}}', $.run_id)",
+            },
+            "ResultPath": "$.names",
+            "Next": "PackageModelData",
+        },
+        "PackageModelData": {"Type": "Pass", "InputPath": "$.container.ModelDataUrl", "ResultPath": "$.training.model_data", "Next": deploy},
     }

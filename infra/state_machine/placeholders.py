@@ -19,6 +19,7 @@ _PATHS = {
     "endpointconfig": "$.names.endpoint_config",
     "datauri": "$.data_uri",
     "modeldata": "$.training.model_data",
+    "execution": "$$.Execution.Id",
 }
 
 

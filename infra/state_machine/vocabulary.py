@@ -60,6 +60,11 @@ RETRY_SDK = [
     }
 ]
 
+#: S3 through the SDK integration (the Java SDK v2): an error S3 does not model, SlowDown (its
+#: throttling) and 5xx among them, arrives as S3.S3Exception. PutObject of a run's own key is
+#: idempotent, so a retry cannot do harm.
+RETRY_S3 = [{"ErrorEquals": ["S3.S3Exception"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}]
+
 
 def response(call: str) -> str:
     """Where a call's small response goes. Not `ResultPath: null`: CDK's token rendering

@@ -36,6 +36,9 @@ CONFIG = {
     "debugger": {"save_interval": 4, "profile_steps": 3},
     # Rules are evaluated and reported; whether they block is tested in tests/imgclf/test_local_gate.py.
     "gate": {"min_test_accuracy": 0.0, "block_on_rules": False},
+    # fp32 serving: the default int8 forward (an export per retrain) is tested through the trainer and
+    # the handlers in tests/serving/test_optimized_forward.py, and through a pipeline in tests/matrix.
+    "endpoint": {"optimize": "none"},
 }
 _FRONT_DOOR = re.compile(r"front door \(API Gateway \+ Lambda\): (http://127\.0\.0\.1:\d+)/predict")
 
@@ -114,6 +117,14 @@ def test_the_run_prints_a_ready_to_paste_curl_line(served_run):
     assert f"{served_run['url']}/predict" in curl and "--data-binary @" in curl
 
 
+def test_the_run_prints_the_web_page_address_and_the_front_door_serves_the_page_there(served_run):
+    line = next(line for line in served_run["printed"] if line.startswith("web page: "))
+    assert line.split()[2] == f"{served_run['url']}/"
+    with urllib.request.urlopen(f"{served_run['url']}/", timeout=30) as answer:
+        assert answer.status == 200 and answer.headers.get_content_type() == "text/html"
+        assert b'<meta name="imgclf-auth" content="none">' in answer.read()
+
+
 def test_the_report_agrees_with_the_trial_logs_and_names_the_best_trial(served_run):
     out = served_run["out"]
     report = out / "report"
@@ -134,6 +145,15 @@ def test_the_report_agrees_with_the_trial_logs_and_names_the_best_trial(served_r
     assert retrain["lr"] == best["lr"] and retrain["batch-size"] == best["batch-size"]
 
 
+def test_the_report_has_a_heatmap_gallery_per_class_and_the_most_confused_pairs(served_run):
+    report = served_run["out"] / "report"
+    classes = sorted(p.name for p in (served_run["splits"] / "test").iterdir() if p.is_dir())
+    assert sorted(p.stem for p in (report / "gallery").glob("*.png")) == classes
+    summary = (report / "summary.md").read_text()
+    assert "## Most-confused pairs (test split, served model)" in summary
+    assert all(f"![{name}](gallery/{name}.png)" in summary for name in classes)
+
+
 def test_the_served_model_is_the_packed_model_tar_in_ray_serve(served_run):
     tar = next((served_run["out"] / "jobs").glob("*/output/model.tar.gz"))
     model = json.loads((served_run["out"] / "requests" / "model.json").read_text())
@@ -151,3 +171,21 @@ def test_ctrl_c_stops_the_servers_cleanly(served_run):
     while (line := served_run["lines"].get(timeout=10)) is not None:
         rest.append(line)
     assert any("stopped: model container, endpoint and front door shut down" in line for line in rest)
+
+
+def test_the_gated_model_is_registered_as_the_served_approved_version_with_its_evidence(served_run):
+    """The local registry (docs/release.md#locally): version 1, Approved (release.approval auto),
+    recorded as served, holding the packed model and the served model's per-class figures."""
+    from imgclf.local import registry
+
+    root = served_run["root"] / "registry"
+    (version,) = registry.versions(root)
+    assert (version["version"], version["approval"], registry.serving(root)) == (1, "Approved", 1)
+    evidence = version["evidence"]
+    tar = served_run["out"] / "jobs" / evidence["training_job"] / "output" / "model.tar.gz"
+    assert registry.approved_model(root, 1).read_bytes() == tar.read_bytes()
+    matrix = evidence["confusion_matrix"]
+    assert evidence["per_class"] == registry.per_class(matrix["classes"], matrix["matrix"])
+    assert sorted(evidence["per_class"]) == sorted(p.name for p in (served_run["splits"] / "test").iterdir())
+    assert evidence["final_metrics"]["test_acc"] >= CONFIG.get("gate", {}).get("min_test_accuracy", 0)
+    assert any(f"registered and approved version 1 in {root}" in line for line in served_run["printed"])

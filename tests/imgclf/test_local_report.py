@@ -35,12 +35,38 @@ def test_the_report_copies_the_trainers_files_and_reads_its_rules_without_import
     assert sorted(p.name for p in (folder / "profiler").iterdir()) == sorted(REPORT_FILES)
 
 
-def test_the_summary_shows_the_optimized_forwards_accuracy_and_agreement_with_fp32():
+def _retrain_with_optimized(**metrics: float):
+    from imgclf.local.jobs import JobResult
+    from infra.hyperparameters import encode
+
+    hyperparameters = encode({"optimize": "int8", "max-optimized-accuracy-drop": 0.005, "min-optimized-agreement": 0.98})
+    return JobResult("retrain", "Completed", hyperparameters, {k: [v] for k, v in {"test_acc": 0.93, **metrics}.items()}, 0.0, 1.0)
+
+
+def test_the_summary_shows_the_optimized_forwards_accuracy_and_agreement_and_that_it_serves():
+    from imgclf.local.report import optimized_summary
+
+    final = _retrain_with_optimized(optimized_test_acc=0.925, optimized_acc_drop=0.005, optimized_agreement=0.9875,
+                                    optimized_kept=1)
+    assert optimized_summary(final) == [
+        "- int8 forward: test_acc 0.9250 (-0.50 points vs fp32 on the CPU), top-1 agreement with fp32 0.9875",
+        "- served forward: int8"]
+
+
+def test_the_summary_says_fp32_serves_and_why_when_the_optimized_forward_fell_back():
+    from imgclf.local.report import optimized_summary
+
+    final = _retrain_with_optimized(optimized_test_acc=0.9, optimized_acc_drop=0.03, optimized_agreement=0.95,
+                                    optimized_kept=0)
+    assert optimized_summary(final)[1] == (
+        "- served forward: fp32, because the int8 forward loses 0.03 of test top-1 to fp32, more than the allowed 0.005")
+    unmeasured = _retrain_with_optimized(optimized_kept=0)
+    assert optimized_summary(unmeasured) == [
+        "- served forward: fp32, because it could not be produced or measured (the retrain's log says why)"]
+
+
+def test_the_summary_has_no_optimized_lines_without_an_optimized_forward():
     from imgclf.local.jobs import JobResult
     from imgclf.local.report import optimized_summary
 
-    metrics = {"test_acc": [0.93], "optimized_test_acc": [0.925], "optimized_acc_drop": [0.005], "optimized_agreement": [0.9875]}
-    final = JobResult("retrain", "Completed", {}, metrics, 0.0, 1.0)
-    assert optimized_summary(final) == [
-        "- optimized forward: test_acc 0.9250 (-0.50 points vs fp32 on the CPU), top-1 agreement with fp32 0.9875"]
     assert optimized_summary(JobResult("retrain", "Completed", {}, {"test_acc": [0.93]}, 0.0, 1.0)) == []

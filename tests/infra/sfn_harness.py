@@ -129,6 +129,11 @@ class Scenario:
     #: FinalHyperParameterTuningJobObjectiveMetric, FinalMetricDataList, DebugRuleEvaluationStatuses,
     #: EndpointConfigName (of this run's endpoint).
     omitted: tuple[str, ...] = ()
+    #: A version of the stack's model package group registered before the run, with this approval
+    #: status; the execution input then names it (a deployment without training). None: none.
+    registered_version: str | None = None
+    #: That version's model data (None: a stand-in).
+    registered_model_data: str | None = None
 
 
 @dataclass
@@ -143,6 +148,12 @@ class Run:
     scalable_targets: list[dict]
     #: SageMaker action -> the request of each call, in order.
     requests: dict[str, list[dict]]
+    #: The model package group's versions after the run (DescribeModelPackage of each).
+    versions: list[dict] = field(default_factory=list)
+    #: The endpoint's tags after the run.
+    endpoint_tags: dict[str, str] = field(default_factory=dict)
+    #: What the run wrote to the pipeline bucket: key -> text.
+    objects: dict[str, str] = field(default_factory=dict)
 
 
 class _DatesAsText:
@@ -328,6 +339,10 @@ def run_flow(
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         if scenario.endpoint_exists:
             _existing_endpoint(sagemaker, endpoint_name, scenario.existing_mode or _deployed_mode(definition))
+        group = _registry(definition)
+        if scenario.registered_version:
+            arn = register_version(sagemaker, group, scenario.registered_version, scenario.registered_model_data)
+            execution_input = {"model_package_arn": arn, **(execution_input or {})}
         _record_requests(monkeypatch, requests)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         arn = sfn.create_state_machine(
@@ -346,7 +361,17 @@ def run_flow(
             endpoint = None
         scaling = boto3.client("application-autoscaling", region_name=REGION)
         targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        versions = [sagemaker.describe_model_package(ModelPackageName=v["ModelPackageArn"])
+                    for v in sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]]
+        tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]} if endpoint else {}
+        bucket = definition["States"]["WriteEvidence"]["Parameters"]["Bucket"]
+        s3 = boto3.client("s3", region_name=REGION)
+        objects = {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode()
+                   for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
         return Run(
+            objects=objects,
+            versions=versions,
+            endpoint_tags=tags,
             status=described["status"],
             error=described.get("error"),
             cause=described.get("cause"),
@@ -381,3 +406,33 @@ def _existing_endpoint(sagemaker, endpoint_name: str, mode: str) -> None:
         ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "previous-model", **capacity}],
     )
     sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=_PREVIOUS_CONFIG)
+
+
+def _registry(definition: dict) -> str:
+    """Create what the Register states write to (the bucket, the model package group); its name."""
+    states = definition["States"]
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=states["WriteEvidence"]["Parameters"]["Bucket"])
+    group = states["RegisterModel"]["Parameters"]["ModelPackageGroupName"]
+    boto3.client("sagemaker", region_name=REGION).create_model_package_group(ModelPackageGroupName=group)
+    return group
+
+
+def register_version(sagemaker, group: str, approval: str, model_data: str | None = None, training_job: str = "imgclf-1a2b3c4d-final") -> str:
+    """A version as the pipeline registers it (its provenance in CustomerMetadataProperties)."""
+    return sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        InferenceSpecification={
+            "Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1",
+                            "ModelDataUrl": model_data or f"s3://bucket/runs/{training_job}/output/model.tar.gz"}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus=approval,
+        CustomerMetadataProperties={
+            "execution": "arn:aws:states:us-east-1:123456789012:execution:imgclf-pipeline:earlier",
+            "training_job": training_job,
+            "tuning_job": training_job.replace("-final", "-tune"),
+        },
+        ModelMetrics={"ModelQuality": {"Statistics": {
+            "ContentType": "application/json", "S3Uri": f"s3://bucket/runs/{training_job}/evidence/metrics.json"}}},
+    )["ModelPackageArn"]

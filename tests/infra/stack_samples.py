@@ -6,6 +6,8 @@ need the same stand-ins for what only a deployment knows (account, bucket names,
 from __future__ import annotations
 
 import importlib.util
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,49 @@ def load_app():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+#: default: serverless, API key, portable debugger, spot on, S3-managed encryption.
+#: realtime: real-time + auto scaling, IAM auth, managed debugger, spot off, KMS, CORS, data capture,
+#: front-door capture and the retrain on a confidence alarm.
+#: nodebug: debugger off (no rule gate), rules not blocking, backbone weights from another bucket.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "realtime": {
+        "kms_key_arn": KMS_KEY,
+        "endpoint": {"mode": "realtime", "data_capture_percent": 10, "min_capacity": 1, "max_capacity": 3},
+        "api": {"auth": "iam", "cors_origins": ["https://example.com"]},
+        "debugger": {"mode": "managed"},
+        "training": {"spot": False},
+        "monitoring": {"capture_percent": 5, "capture_images": True, "retrain_on_alarm": True},
+    },
+    "nodebug": {
+        "debugger": {"mode": "off"},
+        "gate": {"block_on_rules": False},
+        "training": {"pretrained": "channel", "pretrained_s3_uri": "s3://weights-elsewhere/resnet50/imagenet.pth"},
+    },
+}
+
+
+@dataclass
+class Synth:
+    variant: str
+    cfg: Any
+    template: dict
+    outdir: Path
+
+    def resources(self, cfn_type: str) -> dict[str, dict]:
+        return {k: r for k, r in self.template["Resources"].items() if r["Type"] == cfn_type}
+
+    def only(self, cfn_type: str) -> dict:
+        found = list(self.resources(cfn_type).values())
+        assert len(found) == 1, f"expected one {cfn_type}, found {len(found)}"
+        return found[0]
+
+    @property
+    def definition(self) -> dict:
+        """The state machine's definition with every CloudFormation reference replaced by a sample value."""
+        body = self.only("AWS::StepFunctions::StateMachine")["Properties"]["DefinitionString"]
+        return json.loads(resolve_cfn(body, self.template))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import VARIANTS
+from stack_samples import VARIANTS
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -85,6 +85,17 @@ def test_network_isolation_needs_a_training_image_that_holds_the_trainers_requir
     assert load_config({"training": isolated, "training_image": image}).training.network_isolation
 
 
+def test_an_isolated_real_time_model_serves_fp32_unless_an_image_has_onnxruntime():
+    isolated = {"training": {"network_isolation": True, "pretrained": "none", "unfreeze": "all"},
+                "training_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1", "endpoint": {"mode": "realtime"}}
+    assert load_config({}).endpoint.optimize == "int8"
+    assert load_config(isolated).endpoint.optimize == "none"  # the default cannot pip-install onnxruntime there
+    with pytest.raises(ConfigError, match="endpoint.optimize 'int8' needs onnxruntime in the serving container"):
+        load_config(isolated, {"endpoint": {"optimize": "int8"}})
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/server:1"
+    assert load_config(isolated, {"inference_image": image}).endpoint.optimize == "int8"
+
+
 def test_serverless_memory_must_be_a_serverless_size():
     with pytest.raises(ConfigError, match="endpoint.memory_mb"):
         load_config({"endpoint": {"memory_mb": 1500}})

@@ -15,8 +15,10 @@ DEPLOYMENT = Deployment("us-east-1", "arn:aws:iam::123456789012:role/sm", "imgcl
 CLEAN_RULES = {rule_metric_name(r): 0.0 for r in RULE_NAMES}
 NO_VERDICT = "was not reported by the training job: no verdict, so no deployment"
 INT8 = {"endpoint": {"optimize": "int8"}}
-#: An int8 forward 0.4 points below fp32 that agrees with it on 99 % of the test images.
-OPTIMIZED = {"optimized_test_acc": 0.946, "optimized_acc_drop": 0.004, "optimized_agreement": 0.99}
+#: An int8 forward 0.4 points below fp32 that agrees with it on 99 % of the test images: shipped.
+KEPT = {"optimized_test_acc": 0.946, "optimized_acc_drop": 0.004, "optimized_agreement": 0.99, "optimized_kept": 1.0}
+#: An int8 forward 3 points below fp32 that agrees with it on 90 % of the test images: not shipped.
+FELL_BACK = {"optimized_test_acc": 0.92, "optimized_acc_drop": 0.03, "optimized_agreement": 0.9, "optimized_kept": 0.0}
 
 #: (id, config, the final job's metrics, the refusal or None when the gate passes)
 CASES = [
@@ -30,16 +32,12 @@ CASES = [
     ("rules-that-do-not-block", {"gate": {"block_on_rules": False}}, {**CLEAN_RULES, "rule_Overfit": 1.0, "test_acc": 0.95}, None),
     ("debugger-off-needs-no-rules", {"debugger": {"mode": "off"}}, {"test_acc": 0.95}, None),
     ("accuracy-never-reported", {"debugger": {"mode": "off"}}, {"valid_loss": 0.2}, f"test_acc {NO_VERDICT}"),
-    ("an-optimized-forward-within-the-margins", INT8, {**CLEAN_RULES, "test_acc": 0.95, **OPTIMIZED}, None),
-    ("an-optimized-forward-that-loses-too-much", INT8, {**CLEAN_RULES, "test_acc": 0.95, **OPTIMIZED, "optimized_acc_drop": 0.0125},
-     "the int8 forward loses 0.0125 of test top-1 to fp32, more than the allowed 0.005"),
-    ("an-optimized-forward-within-a-configured-margin", {**INT8, "gate": {"max_optimized_accuracy_drop": 0.02}},
-     {**CLEAN_RULES, "test_acc": 0.95, **OPTIMIZED, "optimized_acc_drop": 0.0125}, None),
-    ("an-optimized-forward-that-disagrees-with-fp32", INT8, {**CLEAN_RULES, "test_acc": 0.95, **OPTIMIZED, "optimized_agreement": 0.9},
-     "the int8 forward agrees with fp32 on 0.9 of test images, fewer than the required 0.98"),
-    ("an-optimized-forward-never-measured", {"endpoint": {"optimize": "graph"}}, {**CLEAN_RULES, "test_acc": 0.95},
-     f"optimized_acc_drop {NO_VERDICT}"),
-    ("no-optimized-forward-needs-no-comparison", {}, {**CLEAN_RULES, "test_acc": 0.95, "optimized_agreement": 0.1}, None),
+    # The optimized forward's checks refuse the optimized model in the trainer, never the release.
+    ("an-optimized-forward-that-ships", INT8, {**CLEAN_RULES, "test_acc": 0.95, **KEPT}, None),
+    ("an-optimized-forward-that-fell-back-to-fp32", INT8, {**CLEAN_RULES, "test_acc": 0.95, **FELL_BACK}, None),
+    ("fp32-below-the-threshold-whatever-the-optimized-forward", INT8, {**CLEAN_RULES, "test_acc": 0.5, **KEPT},
+     "test_acc 0.5 < 0.8"),
+    ("an-optimized-forward-never-measured", {"endpoint": {"optimize": "graph"}}, {**CLEAN_RULES, "test_acc": 0.95}, None),
 ]
 IDS = [case[0] for case in CASES]
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import VARIANTS
+from stack_samples import VARIANTS
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

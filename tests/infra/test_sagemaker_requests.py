@@ -126,6 +126,14 @@ def test_only_the_retrain_produces_the_optimized_forward():
     assert decode(tuning_job_request(cfg, LOC, "t1")["TrainingJobDefinition"]["StaticHyperParameters"]["optimize"]) == "none"
 
 
+def test_the_retrain_gets_the_default_int8_forward_and_the_limits_it_must_hold_to_ship():
+    hp = training_job_request(_cfg(gate={"min_optimized_agreement": 0.99}), LOC, "j1", TUNED)["HyperParameters"]
+    assert {k: decode(hp[k]) for k in ("optimize", "max-optimized-accuracy-drop", "min-optimized-agreement")} == {
+        "optimize": "int8", "max-optimized-accuracy-drop": 0.005, "min-optimized-agreement": 0.99}
+    fp32 = training_job_request(_cfg(endpoint={"optimize": "none"}), LOC, "j1", TUNED)["HyperParameters"]
+    assert "max-optimized-accuracy-drop" not in fp32 and "min-optimized-agreement" not in fp32
+
+
 def test_tuning_trials_share_no_checkpoint_location():
     definition = tuning_job_request(_cfg(training={"spot": True}), LOC, "t1")["TrainingJobDefinition"]
     assert "CheckpointConfig" not in definition

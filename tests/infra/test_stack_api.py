@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from conftest import ROOT
+from stack_samples import ROOT
 
 from infra.api import BINARY_MEDIA_TYPES, REALTIME_CONCURRENCY_PER_INSTANCE, reserved_concurrency
 from infra.config import load_config
@@ -109,7 +109,7 @@ def _asset_dir(synth):
 def test_the_lambda_asset_holds_the_front_door_and_the_pinned_powertools(default):
     asset = _asset_dir(default)
     assert sorted(p.name for p in (asset / "frontdoor").iterdir()) == sorted(
-        p.name for p in FRONTDOOR_DIR.glob("*.py")
+        [*(p.name for p in FRONTDOOR_DIR.glob("*.py")), "page.html"]
     )
     pin = re.search(r"^aws-lambda-powertools\[tracer\]==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)[1]
     assert (asset / f"aws_lambda_powertools-{pin}.dist-info").is_dir()
@@ -195,8 +195,39 @@ def test_the_local_gateway_routes_exactly_the_apis_methods(default, realtime):
     for synth in (default, realtime):
         resources = synth.resources("AWS::ApiGateway::Resource")
         routes = {
-            (m["Properties"]["HttpMethod"], "/" + resources[m["Properties"]["ResourceId"]["Ref"]]["Properties"]["PathPart"])
+            (m["Properties"]["HttpMethod"], _path(resources, m["Properties"]["ResourceId"]))
             for m in synth.resources("AWS::ApiGateway::Method").values()
             if m["Properties"]["HttpMethod"] != "OPTIONS"  # CORS preflight, answered by API Gateway itself
         }
         assert routes == ROUTES
+
+
+def _path(resources: dict, resource_id: dict) -> str:
+    """A method's path: its resource's PathPart, or / for the API's root resource."""
+    if "Fn::GetAtt" in resource_id:
+        assert resource_id["Fn::GetAtt"][1] == "RootResourceId"
+        return "/"
+    return "/" + resources[resource_id["Ref"]]["Properties"]["PathPart"]
+
+
+def _page(synth) -> dict:
+    return next(m["Properties"] for m in synth.resources("AWS::ApiGateway::Method").values()
+                if m["Properties"]["HttpMethod"] == "GET" and "Fn::GetAtt" in m["Properties"]["ResourceId"])
+
+
+def test_the_page_opens_without_a_key_with_api_keys_and_the_lambda_tells_it_to_ask_for_one(default):
+    page = _page(default)
+    assert page["AuthorizationType"] == "NONE" and "ApiKeyRequired" not in page
+    assert page["Integration"]["Type"] == "AWS_PROXY"
+    assert default.only("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]["PAGE_AUTH"] == "api_key"
+
+
+def test_the_page_sits_behind_iam_like_the_api_with_iam_auth(realtime):
+    assert _page(realtime)["AuthorizationType"] == "AWS_IAM"
+    assert realtime.only("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]["PAGE_AUTH"] == "iam"
+
+
+def test_the_page_adds_no_cors_origin_since_it_calls_its_own_origin(default):
+    env = default.only("AWS::Lambda::Function")["Properties"]["Environment"]["Variables"]
+    assert env["CORS_ORIGINS"] == "" and "OPTIONS" not in _methods(default)
+    assert all("Access-Control-Allow-Origin" not in json.dumps(r) for r in default.resources("AWS::ApiGateway::GatewayResponse").values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import VARIANTS
+from stack_samples import VARIANTS
 
 
 def _statements(synth, role_fragment: str) -> list[dict]:

@@ -4,8 +4,9 @@ variants in test_nag.py and test_cfn_lint.py)."""
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatch
 
-from conftest import resolve_cfn
+from stack_samples import ACCOUNT, REGION, resolve_cfn
 
 from imgclf_serving.frontdoor import prediction_metrics as pm
 from infra.layout import FRONTDOOR_CAPTURE_PREFIX
@@ -13,7 +14,9 @@ from infra.monitoring import SERVER_ERROR_CODES
 
 
 def _alarms(synth) -> dict[str, dict]:
-    return {a["Properties"]["AlarmName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()}
+    """The front door's alarms (the endpoint's rollback alarms are tests/infra/test_release_requests.py's)."""
+    return {a["Properties"]["AlarmName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()
+            if a["Properties"]["AlarmName"].startswith(f"{synth.cfg.name}-frontdoor-")}
 
 
 def _statements(synth, sid: str) -> list[dict]:
@@ -47,14 +50,24 @@ def test_the_error_rate_alarm_counts_every_5xx_code_over_all_requests(synthesize
     assert expression["ReturnData"] is True and expression["Expression"].endswith("/ requests")
 
 
-def test_cloudwatch_may_use_the_topic_key_for_this_stacks_alarms_only(synthesize):
+def _cloudwatch_statements(policies) -> list[dict]:
+    return [s for policy in policies for s in policy["Statement"]
+            if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+
+
+def test_this_stacks_alarms_only_may_publish_to_the_topic_and_use_its_key(synthesize):
+    """The stack's topic policy replaces SNS's default one, so the alarms need their own Allow; the
+    customer-managed key needs kms:Decrypt and kms:GenerateDataKey* for them (docs/monitoring.md)."""
     synth = synthesize("default")
-    statements = [s for k in synth.resources("AWS::KMS::Key").values()
-                  for s in k["Properties"]["KeyPolicy"]["Statement"]
-                  if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
-    (statement,) = statements
-    arn = resolve_cfn(statement["Condition"]["ArnLike"]["aws:SourceArn"], synth.template)
-    assert arn.endswith(":alarm:imgclf-frontdoor-*")
+    (publish,) = _cloudwatch_statements(p["Properties"]["PolicyDocument"] for p in synth.resources("AWS::SNS::TopicPolicy").values())
+    (topic,) = synth.resources("AWS::SNS::Topic")
+    assert (publish["Effect"], publish["Action"], publish["Resource"]) == ("Allow", "sns:Publish", {"Ref": topic})
+    (use_key,) = _cloudwatch_statements(k["Properties"]["KeyPolicy"] for k in synth.resources("AWS::KMS::Key").values())
+    assert (use_key["Effect"], sorted(use_key["Action"])) == ("Allow", ["kms:Decrypt", "kms:GenerateDataKey*"])
+    for statement in (publish, use_key):
+        arn = resolve_cfn(statement["Condition"]["ArnLike"]["aws:SourceArn"], synth.template)
+        assert arn == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:imgclf-frontdoor-*"
+        assert all(fnmatch(f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}", arn) for name in _alarms(synth))
 
 
 def test_the_dashboard_shows_requests_errors_latency_confidence_and_class_mix(synthesize):
@@ -102,4 +115,41 @@ def test_the_confidence_alarm_starts_the_pipeline_when_retrain_on_alarm_is_on(sy
     assert rule["EventPattern"]["resources"] == [{"Fn::GetAtt": [alarm_id, "Arn"]}]
     (target,) = rule["Targets"]
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine")
+    # An empty input: the run's defaults from the config, as a plain `imgclf start` (run_flow's {}).
     assert target["Arn"] == {"Ref": machine} and json.loads(target["Input"]) == {}
+    role = target["RoleArn"]["Fn::GetAtt"][0]
+    grants = [s for p in synth.resources("AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]
+              for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    assert grants == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}}]
+
+
+def _alarm_state_change(alarm_arn: str, state: str) -> dict:
+    """A CloudWatch Alarm State Change event as EventBridge delivers it (the single-metric sample of
+    the CloudWatch user guide, "Alarm events and EventBridge"), trimmed to what a pattern can read."""
+    return {
+        "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92", "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch", "account": ACCOUNT, "time": "2019-10-02T17:04:40Z", "region": REGION,
+        "resources": [alarm_arn],
+        "detail": {"alarmName": alarm_arn.rsplit(":", 1)[1],
+                   "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2019-10-02T17:04:40.985+0000"},
+                   "previousState": {"value": "OK", "reason": "Threshold Crossed", "timestamp": "2019-10-02T17:03:40.985+0000"}},
+    }
+
+
+def test_the_retrain_rule_matches_the_confidence_alarm_going_into_alarm_only(synthesize):
+    """The synthesized pattern, matched by moto's EventBridge pattern engine against AWS's event shape."""
+    from moto.events.models import EventPattern
+
+    synth = synthesize("realtime")
+    (rule,) = [r["Properties"] for r in synth.resources("AWS::Events::Rule").values()
+               if r["Properties"].get("EventPattern", {}).get("source") == ["aws.cloudwatch"]]
+    arns = {name: f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}" for name in _alarms(synth)}
+    (alarm_id,) = [k for k, a in synth.resources("AWS::CloudWatch::Alarm").items()
+                   if a["Properties"]["AlarmName"].endswith("low-confidence")]
+    confidence = arns[synth.template["Resources"][alarm_id]["Properties"]["AlarmName"]]
+    pattern = EventPattern.load(json.dumps({**rule["EventPattern"], "resources": [confidence]}))
+    assert pattern.matches_event(_alarm_state_change(confidence, "ALARM"))
+    assert not pattern.matches_event(_alarm_state_change(confidence, "OK"))
+    assert not pattern.matches_event(_alarm_state_change(confidence, "INSUFFICIENT_DATA"))
+    for other in set(arns.values()) - {confidence}:
+        assert not pattern.matches_event(_alarm_state_change(other, "ALARM"))

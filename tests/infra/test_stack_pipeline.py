@@ -43,7 +43,7 @@ def test_the_alerts_key_lets_eventbridge_publish(default):
 
 
 def test_the_stack_outputs_what_the_cli_needs(default):
-    assert {"ApiUrl", "StateMachineArn", "BucketName", "EndpointName", "ApiKeyId"} <= set(default.template["Outputs"])
+    assert {"ApiUrl", "PageUrl", "StateMachineArn", "BucketName", "EndpointName", "ApiKeyId"} <= set(default.template["Outputs"])
     assert default.template["Outputs"]["EndpointName"]["Value"] == "imgclf-endpoint"
 
 
@@ -60,12 +60,13 @@ def test_the_endpoint_is_created_by_the_state_machine_not_by_cloudformation(real
     }
 
 
-def test_the_alerts_key_serves_eventbridge_only_for_the_alert_rule(default):
+def test_the_alerts_keys_grant_to_eventbridge_has_no_source_condition_which_sns_does_not_support(default):
+    """SNS developer guide, "Key management": aws:SourceArn / aws:SourceAccount in the key policy are
+    not supported for EventBridge-to-encrypted topics; with one, every alert would be dropped."""
     key = default.only("AWS::KMS::Key")["Properties"]
     (statement,) = [s for s in key["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}]
-    source = json.dumps(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
-    rule_name = default.only("AWS::Events::Rule")["Properties"]["Name"]
-    assert source.endswith(f':rule/{rule_name}"]]}}')
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert "Condition" not in statement
 
 
 def test_the_state_machine_timeout_covers_every_job_at_its_stopping_condition(default):

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, VARIANTS
+from stack_samples import ROOT, VARIANTS
 from definition_tasks import sagemaker_tasks
 from sagemaker_validator import check_state_machine
 from sfn_harness import Scenario, run_flow
@@ -39,7 +39,8 @@ def test_strings_without_placeholders_are_left_alone():
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def synthesized_run(request, synthesize):
     """A variant's synthesized definition and a passing run through it that creates the endpoint;
-    its state inputs also hold those of a second run that updates it (UpdateEndpoint's input)."""
+    its state inputs also hold those of a second run that updates it (UpdateEndpoint's input) and of
+    a third that deploys a registered version (DescribeModelPackage's input)."""
     synth = synthesize(request.param)
     monkeypatch = pytest.MonkeyPatch()
     try:
@@ -47,10 +48,14 @@ def synthesized_run(request, synthesize):
         update = run_flow(
             monkeypatch, synth.definition, dataclasses.replace(PASSING, endpoint_exists=True), endpoint_name=f"{synth.cfg.name}-endpoint"
         )
+        # A deployment of a registered version (the approval rule's and `imgclf rollback`'s input).
+        release = run_flow(
+            monkeypatch, synth.definition, dataclasses.replace(PASSING, registered_version="Approved"), endpoint_name=f"{synth.cfg.name}-endpoint"
+        )
     finally:
         monkeypatch.undo()
-    assert update.status == "SUCCEEDED", update.cause
-    return synth, dataclasses.replace(run, state_inputs={**update.state_inputs, **run.state_inputs})
+    assert update.status == release.status == "SUCCEEDED", (update.cause, release.cause)
+    return synth, dataclasses.replace(run, state_inputs={**release.state_inputs, **update.state_inputs, **run.state_inputs})
 
 
 def test_the_synthesized_pipeline_deploys_in_every_variant(synthesized_run):
@@ -99,6 +104,7 @@ SAMPLE = Deployment("us-east-1", "arn:aws:iam::123456789012:role/sm", "bucket", 
 THROTTLING = {
     "arn:aws:states:::aws-sdk:sagemaker:": "SageMaker.ThrottlingException",
     "arn:aws:states:::aws-sdk:applicationautoscaling:": "ApplicationAutoScaling.ThrottlingException",
+    "arn:aws:states:::aws-sdk:s3:": "S3.S3Exception",
 }
 OPTIMISED = "arn:aws:states:::sagemaker:"
 

@@ -3,7 +3,7 @@ computes, the endpoint name and bucket prefixes of infra/layout.py."""
 from __future__ import annotations
 
 import pytest
-from conftest import VARIANTS, resolve_cfn
+from stack_samples import VARIANTS, resolve_cfn
 
 from infra.layout import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
 from infra.state_machine import timeout_seconds

@@ -12,6 +12,8 @@ boto3 with parameter validation off, so the caller checks the requests against b
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,11 @@ def run_machine(definition: dict, scenario: Scenario, execution_input: dict, end
             patch.setattr(ApplicationAutoScalingResponse, action, _recorded(getattr(ApplicationAutoScalingResponse, action), scaling))
         run = run_flow(patch, definition, scenario, execution_input, endpoint_name=endpoint_name,
                        timeout=MACHINE_TIMEOUT_SECONDS)
+        if run.output and run.output.get("status") == "PendingManualApproval":
+            # release.approval manual: the version is approved, and the approval rule's run deploys it.
+            approved = dataclasses.replace(scenario, registered_version="Approved", registered_model_data=run.output["model_data"])
+            deployed = run_flow(patch, definition, approved, {}, endpoint_name=endpoint_name, timeout=MACHINE_TIMEOUT_SECONDS)
+            run = dataclasses.replace(deployed, requests={**run.requests, **deployed.requests})
     return MachineRun(run, {action: calls[-1] for action, calls in run.requests.items()}, scaling)
 
 

@@ -8,14 +8,16 @@ For each case (tests/matrix/cases.py):
 3. launch one tuning trial and the retrain from those requests the way SageMaker does
    (training_platform): the data, the source bundle synthesized for this stack and any backbone
    weights are in S3 where the requests say, the trial gets the scenario's tuned values;
-4. load the retrain's model.tar.gz, found at the CreateModel request's ModelDataUrl, with the
-   handlers and that request's container Environment, and classify a test image.
+4. load the retrain's model.tar.gz, found at the CreateModel request's ModelDataUrl, in a replica
+   of the Ray Serve application (imgclf_serving/deployment.py) under that request's container
+   Environment, and classify a test image.
 
 Jobs whose container would see the same inputs run once and are shared by the cases that need
 them (`job_key`); jobs run two at a time (2 CPU cores), each on one thread.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -128,7 +130,7 @@ def passing_scenario(cfg) -> Scenario:
     tuned = {"lr": repr(lr), "batch-size": str(cfg.tuning.batch_sizes[0]),
              **({"arch": cfg.tuning.archs[0]} if cfg.tuning.archs else {})}
     # A value that passes each of the gate's checks (infra/gate_checks.py), whatever the config adds.
-    passing = {"rule": 0.0, "accuracy": 1.0, "at_most": 0.0}
+    passing = {"rule": 0.0, "accuracy": 1.0}
     reported = {c.metric: passing[c.kind] for c in gate_checks(cfg, cfg.debugger.mode) if c.kind in passing}
     statuses = {rule: "NoIssuesFound" for rule in metrics.RULE_NAMES} if cfg.debugger.mode == "managed" else None
     return Scenario(tuned=tuned, metrics={**reported, metrics.OBJECTIVE_METRIC: 0.2}, rule_statuses=statuses)
@@ -220,7 +222,7 @@ class Platform:
         return run
 
     def _serve(self, run: CaseRun, front_door: bool) -> None:
-        """Step 4: the CreateModel request's model and Environment, through the handlers; with
+        """Step 4: the CreateModel request's model and Environment, through a serving replica; with
         `front_door`, also through the local endpoint and the front door with the Lambda's
         environment from the template."""
         if run.retrain.result.status != "Completed" or "CreateModel" not in run.machine.sagemaker:
@@ -297,30 +299,30 @@ def container_environment(environment: dict[str, str]):
 
 class HandlerContainer:
     """The model container's contract (`ping`, `invoke`, as imgclf/local/endpoint.py drives a
-    container) over the handlers in this process: model_fn under the model's Environment, then per
-    request the calls imgclf_serving/deployment.py makes, without starting Ray."""
+    container) over one replica of the Ray Serve application (imgclf_serving/deployment.py), called
+    in this process as Ray Serve calls it, without starting Ray: the replica's model_fn under the
+    model's Environment, then its `__call__` per request, error answers included. (The TorchServe
+    stack is served for real in tests/serving/test_torchserve.py.)"""
 
     def __init__(self, model_dir: Path, environment: dict[str, str]) -> None:
-        from imgclf_serving import inference
+        from imgclf_serving import deployment
 
-        self.handlers = inference
         with container_environment(environment):
-            self.model = inference.model_fn(str(model_dir))
+            self.replica = deployment.Classifier.func_or_class(str(model_dir), batched=False)
 
     def ping(self) -> bool:
         return True
 
     def invoke(self, body: bytes, headers: dict[str, str]) -> Answer:
-        from imgclf_serving.errors import RequestError
+        from starlette.requests import Request
 
-        headers = {k.lower(): v for k, v in headers.items()}
-        try:
-            image = self.handlers.input_fn(body, headers.get("content-type"))
-            answer, content_type = self.handlers.output_fn(
-                self.handlers.predict_fn(image, self.model), headers.get("accept"), headers)
-        except RequestError as error:
-            return Answer(error.status_code, "application/json", json.dumps({"error": error.message}).encode())
-        return Answer(200, content_type, answer.encode())
+        async def receive() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"",
+                 "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+        response = asyncio.run(self.replica(Request(scope, receive)))
+        return Answer(response.status_code, response.media_type, bytes(response.body))
 
 
 def _through_front_door(run: CaseRun, container: HandlerContainer, image: bytes, folder: Path) -> dict:

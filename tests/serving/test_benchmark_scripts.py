@@ -37,3 +37,14 @@ def test_load_frontdoor_prints_the_load_figures_and_a_time_bounded_breakdown(loc
                          r"p99 [0-9.]+ ms, errors 0$", out, re.M), out
     assert re.search(r"^breakdown stopped by --max-seconds after \d+ image\(s\)$", out, re.M), out
     assert re.search(r"^ +frontdoor_overhead: -?[0-9.]+$", out, re.M), out
+
+
+def test_backbones_prints_each_forwards_latency_size_accuracy_and_cost():
+    """A smoke run (one small backbone, 40 demo images, one epoch, 32 px): the real trainer, export,
+    quantization, comparison and handler timing, and the table rows."""
+    out = run_script("backbones.py", "--archs", "resnet18", "--datasets", "demo", "--per-class", "10", "--epochs", "1",
+                     "--train-size", "32", "--serve-size", "32", "--iterations", "2", "--warmup", "1", "--frontdoor", "none")
+    compared = r"[0-9.]+ \([0-9.]+; [-+][0-9.]+ pt\)"  # top-1 (agreement with fp32; points vs fp32)
+    for forward, accuracy in (("none", r"[0-9.]+"), ("graph", compared), ("int8", compared)):
+        assert re.search(rf"^\| resnet18 \| {forward} \| [0-9.]+ / [0-9.]+ \| [0-9.]+ / [0-9.]+ \| - \| [0-9.]+ \| "
+                         rf"{accuracy} \| [0-9.]+ \| - \|$", out, re.M), out

@@ -11,6 +11,7 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -25,27 +26,40 @@ ANSWER = {
 }
 
 
+#: CloudWatch's units, from botocore's model of the CloudWatch API (MetricDatum.Unit).
+UNITS = set(botocore.session.get_session().get_service_model("cloudwatch").shape_for("StandardUnit").enum)
+
+
 def emf_records(out: str) -> list[dict]:
-    """Every EMF line printed, checked against the EMF specification's structure: _aws.Timestamp,
-    CloudWatchMetrics directives each with Namespace, Dimensions (arrays of member names, at most
-    30 each) and Metrics, and every referenced member present at the root with a value."""
+    """Every EMF line printed, checked against the embedded metric format specification (CloudWatch
+    user guide, "Specification: Embedded metric format"): one JSON object per line; _aws.Timestamp
+    in milliseconds since the epoch; CloudWatchMetrics directives each with a Namespace (1-255
+    characters), Dimensions (at least one set, each of at most 30 names of string members at the
+    root) and Metrics (at most 100, each a Name of 1-255 characters and a CloudWatch unit) whose
+    members at the root are a number or an array of at most 100 numbers."""
+    now_ms = datetime.now(timezone.utc).timestamp() * 1000
     records = []
     for line in out.splitlines():
         if '"_aws"' not in line:
             continue
         blob = json.loads(line)
+        assert isinstance(blob, dict) and len(line.encode()) <= 256 * 1024
         meta = blob["_aws"]
-        assert isinstance(meta["Timestamp"], int)
+        assert isinstance(meta["Timestamp"], int) and abs(meta["Timestamp"] - now_ms) < 3_600_000, meta["Timestamp"]
+        assert isinstance(meta["CloudWatchMetrics"], list) and meta["CloudWatchMetrics"]
         for directive in meta["CloudWatchMetrics"]:
-            assert isinstance(directive["Namespace"], str) and directive["Namespace"]
+            assert isinstance(directive["Namespace"], str) and 1 <= len(directive["Namespace"]) <= 255
+            assert directive["Dimensions"], directive
             for dimension_set in directive["Dimensions"]:
                 assert 0 < len(dimension_set) <= 30
                 for name in dimension_set:
                     assert isinstance(blob[name], str) and blob[name], name
+            assert 0 < len(directive["Metrics"]) <= 100
             for metric in directive["Metrics"]:
+                assert 1 <= len(metric["Name"]) <= 255 and metric.get("Unit", "None") in UNITS, metric
                 value = blob[metric["Name"]]
                 values = value if isinstance(value, list) else [value]
-                assert values and all(isinstance(v, (int, float)) for v in values), metric
+                assert 0 < len(values) <= 100 and all(isinstance(v, (int, float)) for v in values), metric
         records.append(blob)
     return records
 

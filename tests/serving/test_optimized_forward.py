@@ -1,8 +1,9 @@
 """The optimized CPU forward (endpoint.optimize): produced by the real trainer after its test
-evaluation, saved in the model dir beside the fp32 weights, measured against fp32 in metric lines
-the gate reads, and loaded by model_fn for the handlers."""
+evaluation, saved in the model dir beside the fp32 weights, judged against fp32 there (kept, or the
+model dir falls back to fp32 and says why), and loaded by model_fn for the handlers."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -13,32 +14,38 @@ from pathlib import Path
 import pytest
 import torch
 
-from imgclf.local.gate import gate_failure
 from imgclf_serving import inference, optimized_forward
 from imgclf_serving.architecture import build_classifier
 from imgclf_serving.errors import ModelFileError
-from infra.config import load_config
 from training import optimize
+from training.data import scan_split
 from training.metrics import OPTIMIZED_METRICS, metric_definitions, parse_metrics
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "training" / "train.py"
 ARCH = "resnet18"
 
 
-@pytest.fixture(scope="module")
-def int8_job(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory):
-    """(model dir, the trainer's stdout) of one real training job with --optimize int8, run as
-    the toolkit runs train.py."""
-    job = tmp_path_factory.mktemp("int8-job")
-    command = [sys.executable, str(TRAIN_SCRIPT), *(f"--{s}={demo_splits / s}" for s in ("train", "valid", "test")),
-               f"--model-dir={job / 'model'}", "--arch", ARCH, "--optimize", "int8", "--epochs", "2",
-               "--image-size", "32", "--pretrained", "none", "--unfreeze", "all", "--lr", "0.01",
-               "--batch-size", "32", "--num-workers", "0", "--debugger", "off"]
+def _train(splits: Path, job: Path, channels: tuple[str, ...], *flags: str) -> subprocess.CompletedProcess:
+    """One real training job with --optimize int8, run as the toolkit runs train.py."""
+    command = [sys.executable, str(TRAIN_SCRIPT), *(f"--{s}={splits / s}" for s in channels),
+               f"--model-dir={job / 'model'}", "--arch", ARCH, "--optimize", "int8", "--image-size", "32",
+               "--pretrained", "none", "--unfreeze", "all", "--lr", "0.01", "--batch-size", "32", "--num-workers", "0",
+               "--debugger", "off", *flags]
     # As a job's process starts: the trainer selects protobuf's implementation itself (with the
     # debugger on; here it is off, so ONNX gets protobuf's fast one, tests/conftest.py aside).
     env = {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=job, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def int8_job(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(model dir, the trainer's stdout) of a job whose int8 forward is kept: limits that any
+    forward meets (a 2-epoch network's int8 may lose more than the default half point)."""
+    job = tmp_path_factory.mktemp("int8-job")
+    result = _train(demo_splits, job, ("train", "valid", "test"), "--epochs", "2",
+                    "--max-optimized-accuracy-drop", "1", "--min-optimized-agreement", "0")
     return job / "model", result.stdout
 
 
@@ -120,16 +127,86 @@ def test_the_graph_forward_computes_what_the_fp32_network_computes(int8_job, tmp
     assert torch.allclose(forward(batch), expected, atol=1e-4, rtol=1e-4)
 
 
-def test_the_gate_reads_the_trainers_comparison_through_the_metric_definitions(int8_job):
+def test_the_trainer_reports_that_the_int8_forward_ships(int8_job):
     _, log = int8_job
-    finals = {name: values[-1] for name, values in parse_metrics(log, metric_definitions()).items()}
-    cfg = load_config({"endpoint": {"optimize": "int8"}, "debugger": {"mode": "off"},
-                       "gate": {"min_test_accuracy": 0, "max_optimized_accuracy_drop": 1, "min_optimized_agreement": 0}})
-    assert gate_failure(cfg, "off", finals) is None
-    strict = load_config({"endpoint": {"optimize": "int8"}, "debugger": {"mode": "off"},
-                          "gate": {"min_test_accuracy": 0, "min_optimized_agreement": 1.0}})
-    if finals["optimized_agreement"] < 1:
-        assert gate_failure(strict, "off", finals).startswith("the int8 forward agrees with fp32 on ")
+    assert parse_metrics(log, metric_definitions())["optimized_kept"] == [1.0]
+    assert "not shipped" not in log
+
+
+def _judge(int8_job, demo_splits: Path, tmp_path: Path, capsys, drop: float, agreement: float) -> tuple[str, Path, str]:
+    """training/optimize.judge on a copy of the kept job's model dir with these limits: (the forward
+    that serves, the model dir, what it printed)."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(int8_job[0], model_dir)
+    network = build_classifier(ARCH, 4)
+    network.load_state_dict(torch.load(model_dir / "model.pth", weights_only=True))
+    args = argparse.Namespace(optimize="int8", model_dir=str(model_dir), arch=ARCH, image_size=32, batch_size=32,
+                              max_optimized_accuracy_drop=drop, min_optimized_agreement=agreement)
+    capsys.readouterr()
+    served = optimize.judge(args, network, 4, scan_split("test", demo_splits / "test"))
+    return served, model_dir, capsys.readouterr().out
+
+
+def _printed(log: str) -> dict[str, float]:
+    return {name: values[-1] for name, values in parse_metrics(log, metric_definitions()).items()}
+
+
+def test_an_int8_forward_at_both_limits_is_kept(int8_job, demo_splits: Path, tmp_path, capsys):
+    printed = _printed(int8_job[1])  # to the printed precision (6 decimals)
+    served, model_dir, out = _judge(int8_job, demo_splits, tmp_path, capsys,
+                                    printed["optimized_acc_drop"] + 1e-6, printed["optimized_agreement"] - 1e-6)
+    assert (served, (model_dir / "model.onnx").is_file(), _printed(out)["optimized_kept"]) == ("int8", True, 1.0)
+
+
+def test_an_int8_forward_that_agrees_less_than_required_falls_back_to_fp32_and_says_why(
+        int8_job, demo_splits: Path, tmp_path, capsys):
+    agreement = _printed(int8_job[1])["optimized_agreement"]
+    served, model_dir, out = _judge(int8_job, demo_splits, tmp_path, capsys, 1.0, agreement + 0.001)
+    assert (served, (model_dir / "model.onnx").exists(), _printed(out)["optimized_kept"]) == ("none", False, 0.0)
+    line = next(line for line in out.splitlines() if "not shipped" in line)
+    assert line.startswith("optimized forward (int8) not shipped: the int8 forward agrees with fp32 on ")
+    assert line.endswith(f" of test images, fewer than the required {agreement + 0.001}; the model serves the fp32 network")
+
+
+def test_an_int8_forward_that_loses_more_than_the_margin_falls_back_to_fp32(int8_job, demo_splits: Path, tmp_path, capsys):
+    drop = _printed(int8_job[1])["optimized_acc_drop"]
+    served, _, out = _judge(int8_job, demo_splits, tmp_path, capsys, drop - 0.001, 0.0)
+    assert served == "none"
+    assert "not shipped: the int8 forward loses " in out
+    assert f"of test top-1 to fp32, more than the allowed {drop - 0.001}; the model serves the fp32 network" in out
+
+
+def test_a_job_that_cannot_install_the_exporter_serves_fp32_and_says_why(demo_splits: Path, tmp_path, monkeypatch, capsys):
+    """As a job without internet access whose image lacks them: pip fails, the job goes on with fp32."""
+    import importlib.util
+
+    missing = tmp_path / "requirements-optimize.txt"
+    missing.write_text("onnx==0.0.0\n")  # no such release: pip fails as it would without an index
+    monkeypatch.setattr(optimize, "EXPORT_REQUIREMENTS", missing)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None)  # as if not installed
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    args = argparse.Namespace(optimize="int8", model_dir=str(tmp_path / "model"), arch=ARCH, image_size=32, batch_size=32,
+                              max_optimized_accuracy_drop=0.005, min_optimized_agreement=0.98)
+    served = optimize.for_serving(args, build_classifier(ARCH, 4), 4, scan_split("train", demo_splits / "train"),
+                                  scan_split("test", demo_splits / "test"))
+    out = capsys.readouterr().out
+    assert served == "none" and not (tmp_path / "model" / "model.onnx").exists()
+    assert "optimized forward (int8) not shipped: could not install the ONNX exporter and runtime (" in out
+    assert "a job without internet access needs a training image that has requirements-optimize.txt" in out
+
+
+def test_without_a_test_split_the_trainer_ships_fp32_and_the_handlers_serve_it(demo_splits: Path, tmp_path):
+    """No comparison is no verdict: nothing is exported, the model dir is the fp32 one, and the
+    container installs no ONNX Runtime; the job still succeeds (the release is the gate's call)."""
+    log = _train(demo_splits, tmp_path, ("train", "valid"), "--epochs", "1").stdout
+    assert ("optimized forward (int8) not shipped: there is no test split to compare the int8 forward with fp32 on; "
+            "the model serves the fp32 network") in log
+    assert parse_metrics(log, metric_definitions())["optimized_kept"] == [0.0]
+    model_dir = tmp_path / "model"
+    assert not (model_dir / "model.onnx").exists()
+    assert json.loads((model_dir / "model-meta.json").read_text())["optimize"] == "none"
+    assert "onnxruntime" not in (model_dir / "code" / "requirements.txt").read_text()
+    assert isinstance(inference.model_fn(str(model_dir)).network, torch.nn.Module)
 
 
 @pytest.fixture

@@ -47,6 +47,14 @@ def test_custom_attributes_header_reaches_the_handlers(torchserve):
     assert (answer.status, len(json.loads(answer.body)["predictions"])) == (200, 1)
 
 
+def test_explain_reaches_predict_fn_through_the_toolkits_request_context(torchserve):
+    headers = {"Content-Type": "image/png", "X-Amzn-SageMaker-Custom-Attributes": "top_k=2;explain=1"}
+    result = json.loads(torchserve.invoke(corpus.png(), headers).body)
+    assert result["explanation"]["label"] == result["predictions"][0]["label"] and len(result["predictions"]) == 2
+    plain = json.loads(torchserve.invoke(corpus.png(), {"Content-Type": "image/png"}).body)
+    assert "explanation" not in plain  # the toolkit hands each request its own headers
+
+
 @pytest.mark.parametrize("name", [case.name for case in corpus.hostile_cases()])
 def test_hostile_input_gets_its_documented_status_from_the_container(torchserve, cases, name):
     case = cases[name]

@@ -2,31 +2,12 @@
 `training/train.py` the way SageMaker does, as a separate process."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TRAIN_SCRIPT = REPO / "training" / "train.py"
-
-#: Small and quick on 2 CPU cores; `--unfreeze all` because random features cannot be fine-tuned.
-FAST_FLAGS = ("--image-size", "32", "--pretrained", "none", "--unfreeze", "all", "--num-workers", "0",
-              "--lr", "0.01", "--batch-size", "16", "--debugger", "off")
-
-
-def copy_splits(source: Path, target: Path, per_class: int | None = None) -> Path:
-    """Copy `train/ valid/ test/` from `source`, keeping the first `per_class` files of each class."""
-    for split in ("train", "valid", "test"):
-        for class_dir in sorted((source / split).iterdir()):
-            out = target / split / class_dir.name
-            out.mkdir(parents=True)
-            for image in sorted(class_dir.iterdir())[:per_class]:
-                shutil.copy2(image, out / image.name)
-    return target
+from trainer_samples import copy_splits, trainer_command, trainer_env
 
 
 @pytest.fixture(scope="session")
@@ -40,17 +21,6 @@ def small_splits(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def splits_copy(small_splits: Path, tmp_path: Path) -> Path:
     """A private copy of the small splits that a test may break."""
     return copy_splits(small_splits, tmp_path / "splits")
-
-
-def trainer_command(splits: Path, job: Path, *flags: str) -> list[str]:
-    return [sys.executable, str(TRAIN_SCRIPT), "--train", str(splits / "train"), "--valid",
-            str(splits / "valid"), "--test", str(splits / "test"), "--model-dir", str(job / "model"),
-            *FAST_FLAGS, *flags]
-
-
-def trainer_env() -> dict[str, str]:
-    """This environment without SageMaker's variables, so only the flags say where things are."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
 
 
 def _run_trainer(splits: Path, job: Path, *flags: str, timeout: float = 300,

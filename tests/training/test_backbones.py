@@ -22,7 +22,7 @@ from training.metrics import metric_definitions, parse_metrics
 from training.model import build_model, train_mode
 from training.train import cli
 
-from conftest import copy_splits
+from trainer_samples import copy_splits
 
 CLASSES = 5
 

@@ -13,7 +13,7 @@ from smdebug.core.modes import ModeKeys
 from smdebug.trials import create_trial
 from test_faults_interruption import StopAfterSteps
 
-from conftest import FAST_FLAGS
+from trainer_samples import FAST_FLAGS
 from training import portable_rules
 from training.instrumentation import TRIAL_DIR
 from training.metrics import RULE_NAMES, metric_definitions, parse_metrics, rule_metric_name

@@ -27,7 +27,7 @@ import torch
 from smdebug.core.modes import ModeKeys
 from smdebug.trials import create_trial
 
-from conftest import TRAIN_SCRIPT, trainer_command, trainer_env
+from trainer_samples import TRAIN_SCRIPT, trainer_command, trainer_env
 from test_toolkit_launch import make_job, run_toolkit, source_bundle  # noqa: F401 - fixture
 from training.instrumentation import TRIAL_DIR
 from training.output_files import DEBUGGER_REPORT

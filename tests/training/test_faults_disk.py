@@ -12,7 +12,7 @@ import pytest
 from training.checkpoint import StopFlag, load_latest
 from training.errors import TrainerError
 from training.train import parse_args, run_job
-from conftest import FAST_FLAGS
+from trainer_samples import FAST_FLAGS
 from test_faults_interruption import StopAfterSteps
 
 

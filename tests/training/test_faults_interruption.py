@@ -14,7 +14,7 @@ import torch
 from training.checkpoint import StopFlag
 from training.data import EpochBatches
 from training.train import parse_args, run_job
-from conftest import FAST_FLAGS
+from trainer_samples import FAST_FLAGS
 
 FLAGS = ("--epochs", "2", "--optimizer", "adamw", "--seed", "3")
 

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.pypi
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO / "training" / "requirements.txt"
+EXPORT_REQUIREMENTS = REPO / "training" / "requirements-optimize.txt"
 IMAGE_PYTHON = training_release(load_config()).support.python
 #: Wheels for the oldest glibc manylinux covers (2.17), or for glibc 2.28 (onnx and onnxruntime publish
 #: only those); the AL2023 images have glibc 2.34.
@@ -67,6 +68,15 @@ def _pip_download(dest: Path, *args: str) -> dict[str, Path]:
 def test_the_toolkit_requirements_resolve_from_wheels_for_the_image_python_without_torch(tmp_path):
     wheels = _pip_download(tmp_path, "-r", str(REQUIREMENTS))
     assert _requirement_names(REQUIREMENTS) <= wheels.keys()
+    assert not {"onnx", "onnxscript", "onnxruntime"} & wheels.keys()  # only an optimizing job installs them
+    assert not IMAGE_OWNED & wheels.keys()
+    assert not [name for name in wheels if name.startswith("nvidia-")]
+
+
+def test_the_export_requirements_resolve_from_wheels_beside_the_toolkit_requirements_without_torch(tmp_path):
+    wheels = _pip_download(tmp_path, "-r", str(REQUIREMENTS), "-r", str(EXPORT_REQUIREMENTS))
+    assert {"onnx", "onnxscript", "onnxruntime"} == _requirement_names(EXPORT_REQUIREMENTS)
+    assert _requirement_names(EXPORT_REQUIREMENTS) <= wheels.keys()
     assert not IMAGE_OWNED & wheels.keys()
     assert not [name for name in wheels if name.startswith("nvidia-")]
 

@@ -4,8 +4,9 @@ run by ONNX Runtime.
 `model-meta.json`'s `optimize` names it: `graph` (the fp32 network as an ONNX graph, which ONNX
 Runtime fuses and runs with its own kernels) or `int8` (that graph with static int8 quantization,
 calibrated on the training split; training/optimize.py). `none`, or no key, serves the PyTorch
-network. ONNX Runtime is the one extra package: the trainer writes it into `code/requirements.txt`
-(training/model_dir.py), which the serving container pip-installs at start.
+network. ONNX Runtime is the one extra package: the trainer ships it unpacked in the model dir's
+`code/` (training/optimize.py ship_runtime), which both serving containers put on PYTHONPATH, so a
+cold start imports it and installs nothing.
 The trainer measures the forward through `load` too, so the gate judges what serving runs.
 No torch or onnxruntime import at module level: the config reads FORWARDS at synth.
 """
@@ -47,7 +48,8 @@ def load(path: Path, threads: int) -> OnnxForward:
         import onnxruntime
     except ImportError:
         raise ModelFileError(
-            f"{path.name} needs onnxruntime, which code/requirements.txt installs at start; it is not installed"
+            f"{path.name} needs onnxruntime, which the trainer ships in the model dir's code/; it is neither there "
+            "nor installed"
         ) from None
     if not path.is_file():
         raise ModelFileError(f"{path.name} is missing from the model dir {path.parent}")

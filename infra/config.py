@@ -178,8 +178,8 @@ class EndpointConfig(_Section):
         description="CPU forward the endpoint serves: 'int8' (ONNX Runtime, static int8 calibrated on the training split), "
         "'graph' (ONNX Runtime, fp32) or 'none' (the PyTorch fp32 network). The retrain produces it and compares it with "
         "fp32 on the test split; one outside gate.max_optimized_accuracy_drop or gate.min_optimized_agreement is not shipped and fp32 serves "
-        "(docs/serving.md#optimized-forward). Left unset, a network-isolated real-time model without inference_image "
-        "gets 'none' (it cannot pip-install ONNX Runtime).",
+        "(docs/serving.md#optimized-forward). Left unset with training.network_isolation, it is 'none': the retrain ships "
+        "ONNX Runtime for the serving container's Python inside model.tar.gz, and an isolated job cannot download it.",
     )
     top_k: int = Field(3, ge=1, le=1000, description='Labels returned per prediction (a request may ask for another k).')
 
@@ -282,23 +282,21 @@ class Config(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _isolated_models_serve_fp32_unless_asked(cls, data: Any) -> Any:
-        # The default forward (int8) needs onnxruntime at start, which an isolated model cannot pip-install.
+    def _isolated_jobs_serve_fp32_unless_asked(cls, data: Any) -> Any:
+        # The default forward (int8) ships ONNX Runtime in the tarball, which an isolated retrain cannot download.
         if not isinstance(data, dict) or "optimize" in (data.get("endpoint") or {}):
             return data
-        isolated = (data.get("training") or {}).get("network_isolation") and (data.get("endpoint") or {}).get("mode") == "realtime"
-        if isolated and not data.get("inference_image"):
+        if (data.get("training") or {}).get("network_isolation"):
             return {**data, "endpoint": {**(data.get("endpoint") or {}), "optimize": "none"}}
         return data
 
     @model_validator(mode="after")
-    def _isolated_models_cannot_install_onnxruntime(self) -> "Config":
-        # The serving container pip-installs the optimized forward's runtime from code/requirements.txt at start.
-        isolated_model = self.training.network_isolation and self.endpoint.mode == "realtime"
-        if isolated_model and self.endpoint.optimize != "none" and not self.inference_image:
+    def _isolated_jobs_cannot_ship_onnxruntime(self) -> "Config":
+        # training/optimize.py downloads the runtime wheel for the serving container's Python (not the job's).
+        if self.training.network_isolation and self.endpoint.optimize != "none":
             raise ValueError(
-                f"endpoint.optimize '{self.endpoint.optimize}' needs onnxruntime in the serving container, which a "
-                "network-isolated model cannot pip-install: use optimize 'none' or an inference_image that has it "
+                f"endpoint.optimize '{self.endpoint.optimize}' ships ONNX Runtime for the serving container inside "
+                "model.tar.gz, and a network-isolated retrain cannot download it: use optimize 'none' "
                 "(docs/serving.md#optimized-forward)"
             )
         return self

@@ -1,7 +1,8 @@
 """The front-door Lambda's environment, from the config: one source for the stack and the local engine.
 
 CDK-free, so that `imgclf local` builds the local front door's environment without starting jsii.
-The endpoint name is left out: the stack names the deployed endpoint, the local engine its own.
+The endpoint name is left out: the stack names the deployed endpoint, the local engine its own. So is
+PAGE_AUTH: the stack sets it to api.auth, while the local front door checks no key (the page asks none).
 """
 from __future__ import annotations
 

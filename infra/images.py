@@ -11,8 +11,9 @@ pinned version that map lacks falls back to the Ubuntu images (`pytorch` map, ta
 
 `SUPPORT` records, for each image AWS publishes that this project can reference, its end of patch
 (the date after which AWS ships no more security fixes) and its Python: one table read by the synth
-warning, the test that keeps the defaults patched, and the test that installs the trainer's
-requirements for the training image's Python.
+warning, the test that keeps the defaults patched, the test that installs the trainer's
+requirements for the training image's Python, and the trainer's serving-python (the ONNX Runtime
+wheel the model dir ships for the serving image).
 """
 from __future__ import annotations
 
@@ -195,6 +196,17 @@ def inference_release(cfg: Config) -> Release:
         return Release(PYTORCH_INFERENCE, version or LAST_TORCHSERVE_VERSION)
     numbered = [v for v in _versions(RAY_SERVE) if v[0].isdigit()]
     return Release(RAY_SERVE, version or max(numbered, key=lambda v: tuple(int(p) for p in v.split("."))))
+
+
+def serving_python(cfg: Config) -> str:
+    """The serving image's Python (X.Y), from SUPPORT: the trainer ships ONNX Runtime's wheel for it
+    in the model dir (training/optimize.py). A version not on record (synth warns about it) takes
+    its line's newest recorded Python."""
+    release = inference_release(cfg)
+    if release.support is not None:
+        return release.support.python
+    recorded = SUPPORT[release.family]
+    return recorded[max(recorded, key=lambda v: tuple(int(p) for p in v.split(".")))].python
 
 
 def inference_image(cfg: Config, region: str) -> str:

@@ -148,7 +148,8 @@ def _acknowledge_sagemaker_role(role: iam.Role, storage: Storage) -> None:
                 "Jobs read their dataset channels from this one bucket; the dataset prefix is chosen per run "
                 "(execution input dataset_prefix), so reads cover this bucket's objects. Writes are limited to runs/ and capture/.")
     acknowledge(role, f"AwsSolutions-IAM5[Resource::{bucket}/{OUTPUT_PREFIX}/*]",
-                "Jobs write model.tar.gz, managed Debugger output and per-job checkpoints under runs/<job name>/; "
+                "Jobs write model.tar.gz, managed Debugger output, per-job checkpoints and the retrain's test evaluation "
+                "(runs/<job name>/evidence/evaluation.json) under runs/; "
                 "job names carry the run id, made at run time.")
     acknowledge(role, f"AwsSolutions-IAM5[Resource::{bucket}/{DATA_CAPTURE_PREFIX}/*]",
                 "Endpoint data capture writes under capture/<endpoint>/<variant>/<date>/, keys chosen by SageMaker.")

@@ -116,6 +116,8 @@ def static_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
         # What the optimized forward must hold to ship (training/optimized_checks.py); else fp32 serves.
         **({"max-optimized-accuracy-drop": cfg.gate.max_optimized_accuracy_drop,
             "min-optimized-agreement": cfg.gate.min_optimized_agreement} if cfg.endpoint.optimize != "none" else {}),
+        # The serving image's Python, whose ONNX Runtime wheel the model dir ships (training/optimize.py).
+        **({"serving-python": images.serving_python(cfg)} if cfg.endpoint.optimize != "none" else {}),
         **({"rule-params": rule_overrides_argument.to_argument(cfg.debugger.rule_parameters)} if cfg.debugger.rule_parameters else {}),
         "sagemaker_program": PROGRAM,
         "sagemaker_submit_directory": _submit_directory(cfg, loc),
@@ -309,6 +311,13 @@ def _managed_debugger(cfg: Config, loc: JobLocations) -> dict:
     }
 
 
+def evaluation_hyperparameters(cfg: Config, loc: JobLocations) -> dict[str, str]:
+    """The retrain (never a trial) uploads its test evaluation beside the run's evidence, under the
+    job output prefix (training/evaluation.py). An isolated job cannot reach S3 (nor any AWS
+    service): its evaluation stays in model.tar.gz only (docs/release.md)."""
+    return {} if cfg.training.network_isolation else encode_hyperparameters({"evaluation-prefix": loc.output_uri})
+
+
 def training_job_request(cfg: Config, loc: JobLocations, job_name: str, hyperparameters: dict[str, str]) -> dict:
     """CreateTrainingJob for the final retrain with `hyperparameters`: the tuned values as
     TunedHyperParameters gives them (plain text, which the toolkit decodes like JSON).
@@ -323,6 +332,7 @@ def training_job_request(cfg: Config, loc: JobLocations, job_name: str, hyperpar
         "TrainingJobName": job_name,
         "HyperParameters": {
             **static_hyperparameters(cfg, loc), **hyperparameters, **encode_hyperparameters({"debugger": cfg.debugger.mode}),
+            **evaluation_hyperparameters(cfg, loc),
             **distribution_hyperparameters(cfg, cfg.training.instance_type),
         },
         **_job_definition(cfg, loc, cfg.training.instance_type),

@@ -9,8 +9,9 @@ Layout (read by imgclf_serving/inference.py; it serves in either inference conta
   deployment.py        the Ray Serve deployment over the handlers (imgclf_serving/deployment.py)
   code/inference.py    the handlers, as the TorchServe container's toolkit imports them
   code/imgclf_serving/*.py  the modules the handlers and the deployment import
-  code/requirements.txt     installed by either container at every start: empty, or for an optimized
-                            forward onnxruntime alone, at the release the trainer measured it with
+  code/requirements.txt     installed by either container at every start: empty
+  code/onnxruntime/         with model.onnx: ONNX Runtime, unpacked for the serving container's Python
+                            (training/optimize.py ship_runtime), imported from code/ with no install
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import json
 import os
 import shutil
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 from torch import nn
@@ -44,14 +44,7 @@ def model_version() -> str:
     return os.environ.get("TRAINING_JOB_NAME") or time.strftime("local-%Y%m%dT%H%M%SZ", time.gmtime())
 
 
-def _serving_requirements(optimize: str) -> str:
-    """What the container pip-installs at start for model.onnx: the ONNX Runtime release that
-    training/optimize.py measured it with (a manylinux wheel: nothing to compile)."""
-    return (f"# model.onnx ({optimize}) runs on ONNX Runtime, the release the trainer measured it with.\n"
-            f"onnxruntime=={version('onnxruntime')}\n")
-
-
-def _copy_serving_code(model_dir: Path, source_root: Path, optimize: str) -> None:
+def _copy_serving_code(model_dir: Path, source_root: Path) -> None:
     serving = source_root / "imgclf_serving"
     for needed in ("inference.py", DEPLOYMENT, "requirements.txt"):
         if not (serving / needed).is_file():
@@ -60,8 +53,6 @@ def _copy_serving_code(model_dir: Path, source_root: Path, optimize: str) -> Non
     code_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(serving / "inference.py", code_dir / "inference.py")
     shutil.copy2(serving / "requirements.txt", code_dir / "requirements.txt")
-    if optimize != "none":
-        (code_dir / "requirements.txt").write_text(_serving_requirements(optimize))
     package = code_dir / "imgclf_serving"
     package.mkdir(exist_ok=True)
     for module in sorted(serving.glob("*.py")):  # top level only: not imgclf_serving/frontdoor/
@@ -79,7 +70,7 @@ def write_model_dir(model_dir: Path, model: nn.Module, classes: list[str], arch:
             "model_version": model_version(), "optimize": optimize}
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
-        _copy_serving_code(model_dir, source_root, optimize)
+        _copy_serving_code(model_dir, source_root)
         (model_dir / "classes.json").write_text(json.dumps(classes, indent=1) + "\n")
         (model_dir / "model-meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     except OSError as err:

@@ -9,6 +9,8 @@ ecosystem path, with nothing to compile in the serving container:
   ranges come from images of the training split through the eval transform (what serving sees).
 Either is written to the model dir as model.onnx beside the fp32 weights; serving loads it through
 imgclf_serving/optimized_forward.py, and so does `compare` here, so what is judged is what serves.
+ONNX Runtime itself ships unpacked in the model dir's code/ (`ship_runtime`, for the serving image's
+Python), so a serving cold start installs nothing.
 
 The comparison runs the fp32 network and the optimized forward on the same test images on this
 CPU: both top-1 accuracies and their top-1 agreement, printed as metric lines. A forward outside
@@ -19,12 +21,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from dataclasses import dataclass
+from importlib.metadata import distribution
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +49,10 @@ EXPORT_REQUIREMENTS = Path(__file__).with_name("requirements-optimize.txt")
 #: Training images the int8 ranges are calibrated on, spread evenly over the split, and per batch.
 CALIBRATION_IMAGES = 256
 CALIBRATION_BATCH = 16
+#: The serving containers' platform (both are x86_64 with glibc 2.28 or newer; serverless is x86 only).
+SERVING_PLATFORM = "manylinux_2_28_x86_64"
+#: A folder of wheels that `pip download` takes the serving ONNX Runtime from, instead of PyPI.
+WHEELHOUSE_ENV = "IMGCLF_WHEELHOUSE"
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,68 @@ def ensure_export_tools() -> None:
     importlib.invalidate_caches()
 
 
+def _installed_runtime_matches(python: str) -> bool:
+    """Whether this environment's ONNX Runtime is the wheel the serving container needs: built for
+    `python` and a manylinux x86_64 platform the serving image runs."""
+    wheel = distribution("onnxruntime").read_text("WHEEL") or ""
+    tag = f"cp{python.replace('.', '')}-cp{python.replace('.', '')}-"
+    return any(line.startswith("Tag: " + tag) and line.endswith("x86_64") and "manylinux" in line
+               for line in wheel.splitlines())
+
+
+def _copy_installed_runtime(code_dir: Path) -> None:
+    """This environment's ONNX Runtime files (its package and dist-info, as its wheel laid them out)."""
+    dist = distribution("onnxruntime")
+    for file in dist.files or ():
+        if file.parts[0] == ".." or "__pycache__" in file.parts:  # console scripts, bytecode
+            continue
+        target = code_dir / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(dist.locate_file(file), target)
+
+
+def _download_runtime(code_dir: Path, python: str) -> None:
+    """`pip download` of ONNX Runtime's wheel for `python` on SERVING_PLATFORM (from $IMGCLF_WHEELHOUSE
+    when set, else the index), unpacked into `code_dir`. Binary only: nothing is compiled."""
+    release = version_of_runtime()
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [sys.executable, "-m", "pip", "download", f"onnxruntime=={release}", "--only-binary=:all:",
+                   "--no-deps", "--python-version", python, "--implementation", "cp", "--platform", SERVING_PLATFORM,
+                   "--disable-pip-version-check", "--no-input", "-d", scratch]
+        if os.environ.get(WHEELHOUSE_ENV):
+            command += ["--no-index", "--find-links", os.environ[WHEELHOUSE_ENV]]
+        result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wheels = sorted(Path(scratch).glob("onnxruntime-*.whl"))
+        if result.returncode != 0 or not wheels:
+            last = (result.stderr.strip().splitlines() or ["no wheel"])[-1]
+            raise TrainerError(f"could not download the onnxruntime=={release} wheel for the serving container's "
+                               f"Python {python} ({SERVING_PLATFORM}): {last}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            # A wheel's top level is site-packages; its .data folder (scripts, headers) is not needed to import.
+            wheel.extractall(code_dir, [n for n in wheel.namelist() if not n.split("/")[0].endswith(".data")])
+
+
+def version_of_runtime() -> str:
+    """The ONNX Runtime release the trainer measured the forward with: the one serving gets."""
+    return distribution("onnxruntime").version
+
+
+def ship_runtime(code_dir: Path, python: str) -> None:
+    """Put ONNX Runtime, unpacked, in the model dir's `code/`, which both serving containers put on
+    PYTHONPATH: a cold start then imports it and installs nothing (its one run-time dependency,
+    numpy, is in both images). This environment's copy when it is the serving Python's wheel (local
+    runs), else the wheel for `python` from the index or $IMGCLF_WHEELHOUSE."""
+    code_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if _installed_runtime_matches(python):
+        _copy_installed_runtime(code_dir)
+    else:
+        _download_runtime(code_dir, python)
+    size = sum(f.stat().st_size for f in (code_dir / "onnxruntime").rglob("*") if f.is_file())
+    print(f"onnxruntime {version_of_runtime()} for Python {python} shipped in code/ ({size / 1e6:.0f} MB) "
+          f"in {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def for_serving(args, network: nn.Module, num_classes: int, train: Split, test: Split | None) -> str:
     """The trainer's step: produce `args.optimize`'s forward in the model dir and judge it against
     fp32 on the test split. Returns the forward that serves: `args.optimize`, or "none" when it
@@ -184,6 +256,7 @@ def for_serving(args, network: nn.Module, num_classes: int, train: Split, test: 
     try:
         ensure_export_tools()
         produce(network, forward, Path(args.model_dir), args.arch, num_classes, args.image_size, train)
+        ship_runtime(Path(args.model_dir) / "code", args.serving_python or f"{sys.version_info.major}.{sys.version_info.minor}")
     except TrainerError as error:
         return _fall_back(forward, path, str(error))
     print(f"optimized forward ({forward}): {path.name} {path.stat().st_size / 1e6:.1f} MB "
@@ -207,10 +280,12 @@ def judge(args, network: nn.Module, num_classes: int, test: Split) -> str:
 
 
 def _fall_back(forward: str, path: Path, reason: str, record: bool = True) -> str:
-    """Serve fp32: no model.onnx in the model dir, the reason in the log, optimized_kept=0."""
+    """Serve fp32: no model.onnx and no ONNX Runtime in the model dir, the reason in the log, optimized_kept=0."""
     from training.metrics import format_metric_line
 
     path.unlink(missing_ok=True)
+    for shipped in (path.parent / "code").glob("onnxruntime*"):  # the package and its dist-info
+        shutil.rmtree(shipped, ignore_errors=True)
     print(optimized_checks.fallback_line(forward, reason), flush=True)
     if record:
         print(format_metric_line(**{optimized_checks.KEPT_METRIC: 0.0}), flush=True)

@@ -35,6 +35,8 @@ from training import distributed, optimize, optimized_checks, rule_overrides_arg
 from training.data import load_splits, make_loader, train_transform
 from training.distributed import Distributed
 from training.errors import TrainerError
+from training.evaluation import evaluate as evaluate_classes
+from training.evaluation import upload_uri, write_evaluation
 from training.instrumentation import TRIAL_DIR, Instrumentation
 from training.metrics import format_epoch_line, format_metric_line
 from training.model import build_model, train_mode
@@ -108,6 +110,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                        help="reports (default: <model-dir>/../output/data, as in /opt/ml)")
     paths.add_argument("--checkpoint-dir", default=None,
                        help="checkpoints (default: <model-dir>/../checkpoints, i.e. /opt/ml/checkpoints in a job)")
+    paths.add_argument("--evaluation-prefix", default=None,
+                       help="also write the test evaluation to <prefix>/<TRAINING_JOB_NAME>/evidence/evaluation.json "
+                            "(an s3:// URI or a folder; training/evaluation.py)")
     hp = p.add_argument_group("hyperparameters")
     hp.add_argument("--epochs", type=_int_at_least(1), default=5)
     hp.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (cosine decay)")
@@ -126,6 +131,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     hp.add_argument("--seed", type=int, default=0)
     hp.add_argument("--optimize", choices=FORWARDS, default="none",
                     help="the CPU forward to produce for serving after training (training/optimize.py)")
+    hp.add_argument("--serving-python", default=None,
+                    help="the serving container's Python (X.Y) whose ONNX Runtime the model dir ships; default this one")
     hp.add_argument("--max-optimized-accuracy-drop", type=float, default=optimized_checks.DEFAULT_MAX_DROP,
                     help="the most test top-1 the optimized forward may lose to fp32, else fp32 serves")
     hp.add_argument("--min-optimized-agreement", type=float, default=optimized_checks.DEFAULT_MIN_AGREEMENT,
@@ -162,6 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             rule_parameters(rule, overrides)
         except ValueError as err:
             parser.error(f"argument --rule-params: {err}")
+    args.evaluation_uri = upload_uri(args.evaluation_prefix)
     _default_paths(args)
     return args
 
@@ -453,6 +461,10 @@ def run_job(args: argparse.Namespace, stop: StopFlag, dist: Distributed | None =
         whole_test = make_loader(test_split, eval_transform(args.image_size), train=False, batch_size=args.batch_size,
                                  num_workers=args.num_workers, device=device)
         write_baseline(Path(args.model_dir), network, whole_test, classes, device)
+        # The model package's evidence: per-class precision and recall, the confusion matrix.
+        write_evaluation(Path(args.model_dir), evaluate_classes(network, whole_test, classes, device), args.evaluation_uri)
+        if args.evaluation_uri:
+            print(f"test evaluation written to {args.evaluation_uri}", flush=True)
     print(f"model written to {args.model_dir}", flush=True)
     return 0
 

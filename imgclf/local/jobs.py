@@ -253,11 +253,15 @@ class LocalTrainingJob:
 
     def _hyperparameters_in_place(self) -> dict[str, str]:
         """The request's hyperparameters, with any value naming a path under /opt/ml (the code
-        channel's bundle, for an isolated job) moved to the folder that stands for /opt/ml."""
+        channel's bundle, for an isolated job) moved to the folder that stands for /opt/ml, and
+        serving-python set to this machine's, where the local containers serve."""
+        hyperparameters = dict(self.spec.hyperparameters)
+        if "serving-python" in hyperparameters:  # the local containers serve on this Python, not the image's
+            hyperparameters["serving-python"] = codec.encode({"v": f"{sys.version_info.major}.{sys.version_info.minor}"})["v"]
         if self.container_root == CONTAINER_ROOT:
-            return dict(self.spec.hyperparameters)
+            return hyperparameters
         moved = {}
-        for name, text in self.spec.hyperparameters.items():
+        for name, text in hyperparameters.items():
             value = codec.decode(text)
             if isinstance(value, str) and value.startswith(CONTAINER_ROOT + "/"):
                 text = codec.encode({name: self.container_root + value[len(CONTAINER_ROOT):]})[name]

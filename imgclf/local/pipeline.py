@@ -127,9 +127,11 @@ def _register(cfg, out: Path, model_tar: Path, evidence: dict, progress) -> None
     """The gated model as a version of the local registry, with the served model's per-class
     figures; an Approved version is recorded as the one served."""
     from imgclf.local import registry
+    from training.evaluation import summary
 
     confusion = json.loads((out / "report" / "confusion-matrix.json").read_text())
-    evidence.update(confusion_matrix=confusion, per_class=registry.per_class(confusion["classes"], confusion["matrix"]))
+    # The same figures, by the same code, as the retrain's evaluation.json (training/evaluation.py).
+    evidence["evaluation"] = summary(confusion["classes"], confusion["matrix"])
     root = registry.default_root(out)
     number = registry.register(root, cfg.release.approval, model_tar, evidence)
     if cfg.release.approval == "auto":

@@ -17,7 +17,8 @@ What differs from the container, and why: free ports everywhere (several endpoin
 sessions, run side by side on one machine), Ray Serve's HTTP proxy on 127.0.0.1 (Ray's own GCS
 server, raylet and workers still listen on every interface, as Ray does), Ray's files in a private
 temp dir, no usage stats (no network), and `code/requirements.txt` not pip-installed (this
-environment has the packages; the trainer writes the file empty). Every path handed to a
+environment has the packages; the trainer writes the file empty, and ships an optimized forward's
+ONNX Runtime unpacked in `code/`, for this Python in a local run). Every path handed to a
 child process is absolute: the children run in the model dir, not in the caller's folder.
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The local twin of the stack's model package group: a folder with one numbered version per gated
 run, each with its model.tar.gz, its evidence (the same fields as the cloud version's ModelMetrics
-file, plus the served model's per-class precision and recall and confusion matrix) and its
+file; as `evaluation`, the served model's per-class precision, recall and support and confusion
+matrix, computed by training/evaluation.py as the cloud retrain's evaluation.json is) and its
 approval status, and a record of the version being served.
 
     <registry>/<N>/version.json   {version, approval, approval_description, created, evidence}
@@ -26,18 +27,6 @@ FOLDER_NAME = "registry"
 
 def default_root(run_dir: Path) -> Path:
     return Path(run_dir).resolve().parent / FOLDER_NAME
-
-
-def per_class(classes: list[str], matrix: list[list[int]]) -> dict[str, dict[str, float | None]]:
-    """Precision and recall of each class from a confusion matrix (rows: true, columns: predicted);
-    None where a class was never predicted (precision) or never seen (recall)."""
-    found = {}
-    for i, name in enumerate(classes):
-        predicted = sum(row[i] for row in matrix)
-        actual = sum(matrix[i])
-        found[name] = {"precision": matrix[i][i] / predicted if predicted else None,
-                       "recall": matrix[i][i] / actual if actual else None}
-    return found
 
 
 def register(root: Path, approval: str, model_tar: Path, evidence: dict) -> int:

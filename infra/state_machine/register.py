@@ -10,6 +10,7 @@ from infra.layout import EVIDENCE_FILE, OUTPUT_PREFIX
 from infra.state_machine.deployment import Deployment, job_locations
 from infra.state_machine.placeholders import bind_placeholders, placeholder
 from infra.state_machine.vocabulary import RETRY_S3, RETRY_SDK, SDK, call
+from training.evaluation import EVALUATION_FILE, evaluation_uri
 
 #: Where the execution ends when the version waits for a person.
 AWAITING = "AwaitingApproval"
@@ -18,6 +19,15 @@ AWAITING = "AwaitingApproval"
 def evidence_uri(dep: Deployment) -> str:
     """The run's evidence file (a placeholder-holding URI)."""
     return f"s3://{dep.bucket_name}/{OUTPUT_PREFIX}/{placeholder('trainingjob')}/{EVIDENCE_FILE}"
+
+
+def evaluation_evidence(cfg: Config, dep: Deployment) -> dict:
+    """Where the retrain's test evaluation (per-class precision, recall and support, the confusion
+    matrix; training/evaluation.py) lies: uploaded by the job beside the evidence file, or, for a
+    network-isolated job, which cannot reach S3, only inside model.tar.gz."""
+    if cfg.training.network_isolation:
+        return {"evaluation_in_model_data": EVALUATION_FILE}
+    return bind_placeholders({"evaluation_uri": evaluation_uri(job_locations(dep).output_uri, placeholder("trainingjob"))})
 
 
 def package_request(cfg: Config, dep: Deployment) -> dict:
@@ -42,7 +52,7 @@ def register_states(cfg: Config, dep: Deployment, deploy: str) -> dict:
     return {
         "GatherEvidence": {
             "Type": "Pass",
-            "Comment": "What the version's ModelMetrics file holds: the gate's metrics and verdicts, the tuned and final hyperparameters, provenance.",
+            "Comment": "What the version's ModelMetrics file holds: the gate's metrics and verdicts, the tuned and final hyperparameters, provenance, and where the per-class test evaluation lies.",
             "Parameters": {
                 "final_metrics.$": "$.training.metrics",
                 "min_test_accuracy.$": "$.settings.min_test_accuracy",
@@ -52,6 +62,7 @@ def register_states(cfg: Config, dep: Deployment, deploy: str) -> dict:
                 "training_job.$": "$.names.training_job",
                 "tuning_job.$": "$.names.tuning_job",
                 "model_data.$": "$.training.model_data",
+                **evaluation_evidence(cfg, dep),
             },
             "ResultPath": "$.evidence",
             "Next": "WriteEvidence",

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from training import evaluation
 from training.metrics import parse_metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,8 +185,12 @@ def test_the_gated_model_is_registered_as_the_served_approved_version_with_its_e
     evidence = version["evidence"]
     tar = served_run["out"] / "jobs" / evidence["training_job"] / "output" / "model.tar.gz"
     assert registry.approved_model(root, 1).read_bytes() == tar.read_bytes()
-    matrix = evidence["confusion_matrix"]
-    assert evidence["per_class"] == registry.per_class(matrix["classes"], matrix["matrix"])
-    assert sorted(evidence["per_class"]) == sorted(p.name for p in (served_run["splits"] / "test").iterdir())
+    served = json.loads((served_run["out"] / "report" / "confusion-matrix.json").read_text())
+    assert evidence["evaluation"] == evaluation.summary(served["classes"], served["matrix"])
+    assert sorted(evidence["evaluation"]["per_class"]) == sorted(p.name for p in (served_run["splits"] / "test").iterdir())
+    # The retrain wrote the same kind of file where the cloud job uploads it (training/evaluation.py).
+    written = json.loads((served_run["out"] / "jobs" / evidence["training_job"] / evaluation.EVALUATION_KEY).read_text())
+    tested = sum(1 for p in (served_run["splits"] / "test").rglob("*") if p.is_file())
+    assert written["classes"] == served["classes"] and sum(map(sum, written["confusion_matrix"])) == tested
     assert evidence["final_metrics"]["test_acc"] >= CONFIG.get("gate", {}).get("min_test_accuracy", 0)
     assert any(f"registered and approved version 1 in {root}" in line for line in served_run["printed"])

@@ -172,10 +172,3 @@ def test_local_serve_of_a_version_that_is_not_approved_is_refused_before_serving
     _local(tmp_path, "manual", 0.9)
     assert cli.main(["local", "serve", "--version", "1", "--registry", str(tmp_path / "registry")]) == 2
     assert "version 1 is PendingManualApproval" in capsys.readouterr().err
-
-
-def test_per_class_precision_and_recall_come_from_the_confusion_matrix():
-    found = registry.per_class(["cat", "dog", "fox"], [[8, 2, 0], [1, 9, 0], [0, 0, 0]])
-    assert found["cat"] == {"precision": 8 / 9, "recall": 8 / 10}
-    assert found["dog"] == {"precision": 9 / 11, "recall": 9 / 10}
-    assert found["fox"] == {"precision": None, "recall": None}

@@ -85,15 +85,17 @@ def test_network_isolation_needs_a_training_image_that_holds_the_trainers_requir
     assert load_config({"training": isolated, "training_image": image}).training.network_isolation
 
 
-def test_an_isolated_real_time_model_serves_fp32_unless_an_image_has_onnxruntime():
+def test_an_isolated_retrain_serves_fp32_since_it_cannot_download_the_serving_runtime():
     isolated = {"training": {"network_isolation": True, "pretrained": "none", "unfreeze": "all"},
-                "training_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1", "endpoint": {"mode": "realtime"}}
+                "training_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1"}
     assert load_config({}).endpoint.optimize == "int8"
-    assert load_config(isolated).endpoint.optimize == "none"  # the default cannot pip-install onnxruntime there
-    with pytest.raises(ConfigError, match="endpoint.optimize 'int8' needs onnxruntime in the serving container"):
+    assert load_config(isolated).endpoint.optimize == "none"
+    assert load_config(isolated, {"endpoint": {"mode": "realtime"}}).endpoint.optimize == "none"
+    with pytest.raises(ConfigError, match="endpoint.optimize 'int8' ships ONNX Runtime .* network-isolated retrain cannot download it"):
         load_config(isolated, {"endpoint": {"optimize": "int8"}})
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/server:1"
-    assert load_config(isolated, {"inference_image": image}).endpoint.optimize == "int8"
+    with pytest.raises(ConfigError, match="endpoint.optimize 'graph'"):
+        load_config(isolated, {"inference_image": image, "endpoint": {"optimize": "graph"}})
 
 
 def test_serverless_memory_must_be_a_serverless_size():

@@ -13,6 +13,7 @@ from infra.config import load_config
 from infra.layout import SERVING_PACKAGE_TAG, endpoint_name, model_package_group_name
 from infra.registry import deployment_config
 from infra.state_machine import build_definition
+from training.evaluation import evaluation_uri
 
 PASSING = Scenario(metrics={**PORTABLE_RULES_CLEAN, "test_acc": 0.93})
 
@@ -38,6 +39,12 @@ def test_auto_approval_registers_the_evidence_and_a_blue_green_update_deploys_it
     assert {m["MetricName"]: m["Value"] for m in evidence["final_metrics"]} == PASSING.metrics
     assert evidence["training_job"] == run.output["training_job"] and evidence["execution"].startswith("arn:aws:states:")
     assert evidence["tuned_hyperparameters"] == {"lr": "0.0012", "batch-size": "64"}
+    # It names the retrain's per-class test evaluation, which the job uploads beside it (training/evaluation.py).
+    evaluation = f"s3://{DEPLOYMENT.bucket_name}/runs/{run.output['training_job']}/evidence/evaluation.json"
+    assert evidence["evaluation_uri"] == evaluation
+    (retrain,) = [r for r in run.requests["CreateTrainingJob"] if r["TrainingJobName"] == run.output["training_job"]]
+    prefix = json.loads(retrain["HyperParameters"]["evaluation-prefix"])
+    assert evaluation_uri(prefix, retrain["TrainingJobName"]) == evaluation
     # The update is blue/green, canary first, watched by the rollback alarms.
     (update,) = run.requests["UpdateEndpoint"]
     assert update["DeploymentConfig"] == deployment_config(cfg)

@@ -43,6 +43,19 @@ def test_create_model_package_and_its_group_are_valid(mode, approval):
     assert validate("CreateModelPackageGroup", model_package_group_request(cfg)) == []
 
 
+def test_the_evidence_names_the_retrains_evaluation_or_says_it_is_inside_an_isolated_jobs_model():
+    """An isolated job cannot reach S3, so its evaluation.json travels only inside model.tar.gz."""
+    from test_state_machine_flow import DEPLOYMENT
+
+    from infra.state_machine.register import evaluation_evidence
+
+    assert evaluation_evidence(load_config({}), DEPLOYMENT) == {
+        "evaluation_uri.$": "States.Format('s3://imgclf-data/runs/{}/evidence/evaluation.json', $.names.training_job)"}
+    isolated = load_config({"training_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1",
+                            "training": {"network_isolation": True, "pretrained": "none", "unfreeze": "all"}})
+    assert evaluation_evidence(isolated, DEPLOYMENT) == {"evaluation_in_model_data": "evaluation.json"}
+
+
 def test_metadata_the_validator_refuses_is_caught():
     """JSON is not allowed in CustomerMetadataProperties (why the hyperparameters stay in the evidence file)."""
     request = model_package_request(load_config({}), LOC, "s3://b/m.tar.gz", "s3://b/e.json", {"hyperparameters": '{"lr": "0.1"}'})

@@ -134,6 +134,17 @@ def test_the_retrain_gets_the_default_int8_forward_and_the_limits_it_must_hold_t
     assert "max-optimized-accuracy-drop" not in fp32 and "min-optimized-agreement" not in fp32
 
 
+def test_only_the_retrain_uploads_its_evaluation_under_the_job_output_prefix():
+    assert training_job_request(_cfg(), LOC, "j1", TUNED)["HyperParameters"]["evaluation-prefix"] == f'"{LOC.output_uri}"'
+    assert "evaluation-prefix" not in tuning_job_request(_cfg(), LOC, "t1")["TrainingJobDefinition"]["StaticHyperParameters"]
+
+
+def test_an_isolated_retrain_which_cannot_reach_s3_gets_no_evaluation_prefix():
+    cfg = _cfg(training_image="123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1",
+               training={"network_isolation": True, "pretrained": "none", "unfreeze": "all"})
+    assert "evaluation-prefix" not in training_job_request(cfg, LOC, "j1", TUNED)["HyperParameters"]
+
+
 def test_tuning_trials_share_no_checkpoint_location():
     definition = tuning_job_request(_cfg(training={"spot": True}), LOC, "t1")["TrainingJobDefinition"]
     assert "CheckpointConfig" not in definition

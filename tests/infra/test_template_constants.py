@@ -2,11 +2,14 @@
 computes, the endpoint name and bucket prefixes of infra/layout.py."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from stack_samples import VARIANTS, resolve_cfn
 
 from infra.layout import DATA_CAPTURE_PREFIX, OUTPUT_PREFIX, endpoint_name
 from infra.state_machine import timeout_seconds
+from training.evaluation import evaluation_uri
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -42,6 +45,8 @@ def test_the_sagemaker_role_writes_exactly_under_the_layouts_prefixes(realtime):
         states["Retrain"]["Parameters"]["DebugHookConfig"]["S3OutputPath"],
         states["Retrain"]["Parameters"]["ProfilerConfig"]["S3OutputPath"],
         states["Retrain"]["Parameters"]["CheckpointConfig"]["S3Uri.$"].removeprefix("States.Format('"),
+        # The retrain uploads its test evaluation itself (training/evaluation.py), under the same role.
+        evaluation_uri(json.loads(states["NameRun"]["Parameters"]["static"]["training"]["evaluation-prefix"]), "job"),
     ]
     assert all(uri == f"s3://{bucket}/{OUTPUT_PREFIX}" or uri.startswith(f"s3://{bucket}/{OUTPUT_PREFIX}/") for uri in written), written
     capture = states["CreateEndpointConfig"]["Parameters"]["DataCaptureConfig"]["DestinationS3Uri"]

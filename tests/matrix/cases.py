@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Callable
 
 import torch
@@ -372,6 +373,8 @@ def _network_isolation(run: CaseRun) -> None:
         assert job.isolated
         submit = codec.decode(job.request_hyperparameters()["sagemaker_submit_directory"])
         assert submit.startswith("/opt/ml/input/data/code/")
+    # It cannot reach S3 to upload its test evaluation, which stays inside model.tar.gz.
+    assert "evaluation-prefix" not in run.retrain.request_hyperparameters()
     _completed(run.trial, run.retrain)
     assert run.request("CreateModel")["EnableNetworkIsolation"] is True
     assert run.served[0] == 200, run.served
@@ -467,6 +470,11 @@ def _optimize(run: CaseRun) -> None:
     assert run.retrain.final("optimized_kept") == 1
     assert json.loads((run.model_dir / "model-meta.json").read_text())["optimize"] == "graph"
     assert (run.model_dir / "model.onnx").is_file()
+    # The request names the serving image's Python (TorchServe 2.6: 3.12, infra/images.py); the local
+    # job, whose containers serve on this machine's Python, ships ONNX Runtime for that one in code/.
+    assert codec.decode(_training(run)["HyperParameters"]["serving-python"]) == "3.12"
+    assert run.retrain.args["--serving-python"] == "{}.{}".format(*sys.version_info[:2])
+    assert (run.model_dir / "code" / "onnxruntime" / "__init__.py").is_file()
     assert run.served[0] == 200, run.served
 
 

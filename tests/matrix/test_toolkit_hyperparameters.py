@@ -16,7 +16,7 @@ from sagemaker_training import environment, mapping, process
 
 from infra.config import load_config
 from infra.hyperparameters import decoded, encode
-from infra.sagemaker_requests import JobLocations, static_hyperparameters
+from infra.sagemaker_requests import JobLocations, training_job_request
 from training.train import parse_args
 
 LOC = JobLocations(role_arn="arn:aws:iam::123456789012:role/r", source_bundle_uri="s3://b/source.tar.gz",
@@ -71,8 +71,11 @@ def through_one_shell_line(tmp_path, args: list[str]) -> list[str]:
 def test_rule_parameter_overrides_reach_the_trainer_through_the_toolkits_decoding_and_launch(tmp_path, monkeypatch, launch):
     overrides = {"Overfit": {"patience": 3}, "LossNotDecreasing": {"use_losses_collection": False}}
     cfg = load_config({"debugger": {"rule_parameters": overrides}})
-    hyperparameters = _toolkit_decoded(tmp_path, monkeypatch, static_hyperparameters(cfg, LOC))
+    hyperparameters = _toolkit_decoded(tmp_path, monkeypatch, training_job_request(cfg, LOC, "imgclf-1-final", {})["HyperParameters"])
     user_args = {k: v for k, v in hyperparameters.items() if not k.startswith(("sagemaker_", "_"))}
+    monkeypatch.setenv("TRAINING_JOB_NAME", "imgclf-1-final")  # SageMaker sets it; the upload URI is built from it
     args = parse_args([*launch(tmp_path, mapping.to_cmd_args(user_args)), "--model-dir", str(tmp_path / "model")])
     assert args.rule_params == overrides
     assert (args.epochs, args.image_size, args.pretrained, args.debugger) == (5, 224, "imagenet", "portable")
+    assert args.evaluation_prefix == LOC.output_uri  # the retrain's upload prefix (training/evaluation.py)
+    assert args.evaluation_uri == f"{LOC.output_uri}/imgclf-1-final/evidence/evaluation.json"

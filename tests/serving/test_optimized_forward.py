@@ -62,12 +62,28 @@ def test_the_trainer_saves_the_int8_forward_beside_the_fp32_weights(int8_job):
     model_dir, _ = int8_job
     assert {"model.pth", "model.onnx", "model-meta.json"} <= {p.name for p in model_dir.iterdir()}
     assert json.loads((model_dir / "model-meta.json").read_text())["optimize"] == "int8"
-    # The container installs the ONNX Runtime release the trainer measured with, and nothing else.
+
+
+def test_the_model_dir_ships_onnx_runtime_so_a_cold_start_installs_nothing(int8_job):
+    """ONNX Runtime is unpacked in code/, which both containers put on PYTHONPATH: requirements.txt
+    stays empty, and a fresh interpreter with only that PYTHONPATH imports the shipped copy (the
+    release the trainer measured with) and runs model.onnx with it."""
     from importlib.metadata import version
 
-    lines = [line for line in (model_dir / "code" / "requirements.txt").read_text().splitlines()
-             if line and not line.startswith("#")]
-    assert lines == [f"onnxruntime=={version('onnxruntime')}"]
+    model_dir, log = int8_job
+    code = model_dir / "code"
+    lines = [line for line in (code / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines == []
+    assert f"onnxruntime {version('onnxruntime')} for Python {sys.version_info.major}.{sys.version_info.minor} shipped in code/" in log
+    probe = ("import sys, numpy, onnxruntime\n"
+             "session = onnxruntime.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+             "logits = session.run(None, {'images': numpy.zeros((1, 3, 32, 32), numpy.float32)})[0]\n"
+             "print(onnxruntime.__file__, onnxruntime.__version__, logits.shape)")
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    result = subprocess.run([sys.executable, "-c", probe, str(model_dir / "model.onnx")], capture_output=True,
+                            text=True, env=env, cwd=model_dir.parent, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(code / "onnxruntime" / "__init__.py"), version("onnxruntime"), "(1,", "4)"]
 
 
 def test_int8_weights_make_the_model_smaller(int8_job):
@@ -163,6 +179,7 @@ def test_an_int8_forward_that_agrees_less_than_required_falls_back_to_fp32_and_s
     agreement = _printed(int8_job[1])["optimized_agreement"]
     served, model_dir, out = _judge(int8_job, demo_splits, tmp_path, capsys, 1.0, agreement + 0.001)
     assert (served, (model_dir / "model.onnx").exists(), _printed(out)["optimized_kept"]) == ("none", False, 0.0)
+    assert not list((model_dir / "code").glob("onnxruntime*"))  # nor the runtime it would have needed
     line = next(line for line in out.splitlines() if "not shipped" in line)
     assert line.startswith("optimized forward (int8) not shipped: the int8 forward agrees with fp32 on ")
     assert line.endswith(f" of test images, fewer than the required {agreement + 0.001}; the model serves the fp32 network")
@@ -186,13 +203,65 @@ def test_a_job_that_cannot_install_the_exporter_serves_fp32_and_says_why(demo_sp
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None)  # as if not installed
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     args = argparse.Namespace(optimize="int8", model_dir=str(tmp_path / "model"), arch=ARCH, image_size=32, batch_size=32,
-                              max_optimized_accuracy_drop=0.005, min_optimized_agreement=0.98)
+                              max_optimized_accuracy_drop=0.005, min_optimized_agreement=0.98, serving_python=None)
     served = optimize.for_serving(args, build_classifier(ARCH, 4), 4, scan_split("train", demo_splits / "train"),
                                   scan_split("test", demo_splits / "test"))
     out = capsys.readouterr().out
     assert served == "none" and not (tmp_path / "model" / "model.onnx").exists()
     assert "optimized forward (int8) not shipped: could not install the ONNX exporter and runtime (" in out
     assert "a job without internet access needs a training image that has requirements-optimize.txt" in out
+
+
+def _wheel(folder: Path, python: str) -> Path:
+    """A real wheel of a stand-in `onnxruntime` package at this environment's release, tagged for
+    `python` on the serving platform: what `pip download` fetches for another Python, offline."""
+    import zipfile
+    from importlib.metadata import version
+
+    release, tag = version("onnxruntime"), "cp" + python.replace(".", "")
+    info = f"onnxruntime-{release}.dist-info"
+    files = {"onnxruntime/__init__.py": f"__version__ = {release!r}\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: onnxruntime\nVersion: {release}\n",
+             f"{info}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}-{tag}-{optimize.SERVING_PLATFORM}\n",
+             "onnxruntime-%s.data/scripts/tool" % release: "#!/bin/sh\n"}
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in files) + f"{info}/RECORD,,\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"onnxruntime-{release}-{tag}-{tag}-{optimize.SERVING_PLATFORM}.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return path
+
+
+def test_for_another_serving_python_the_trainer_unpacks_that_pythons_wheel_into_code(tmp_path, monkeypatch, capsys):
+    """The serving image's Python differs from the job's: `pip download` fetches the wheel for it
+    (here from a local wheelhouse, as $IMGCLF_WHEELHOUSE names one) and its package and dist-info
+    land in code/, its .data folder (scripts) left out."""
+    from importlib.metadata import version
+
+    _wheel(tmp_path / "wheels", "3.13")
+    monkeypatch.setenv(optimize.WHEELHOUSE_ENV, str(tmp_path / "wheels"))
+    optimize.ship_runtime(tmp_path / "code", "3.13")
+    shipped = sorted(p.name for p in (tmp_path / "code").iterdir())
+    assert shipped == ["onnxruntime", f"onnxruntime-{version('onnxruntime')}.dist-info"]
+    assert (tmp_path / "code" / "onnxruntime" / "__init__.py").read_text() == f"__version__ = {version('onnxruntime')!r}\n"
+    assert "for Python 3.13 shipped in code/" in capsys.readouterr().out
+
+
+def test_a_job_that_cannot_get_the_serving_wheel_serves_fp32_and_says_why(demo_splits: Path, tmp_path, monkeypatch, capsys):
+    """No wheel for the serving Python (an isolated job, or none published): the forward is not
+    shipped, nor any runtime, and the job goes on with fp32."""
+    (tmp_path / "wheels").mkdir()
+    monkeypatch.setenv(optimize.WHEELHOUSE_ENV, str(tmp_path / "wheels"))
+    args = argparse.Namespace(optimize="graph", model_dir=str(tmp_path / "model"), arch=ARCH, image_size=32, batch_size=32,
+                              max_optimized_accuracy_drop=0.005, min_optimized_agreement=0.98, serving_python="3.13")
+    served = optimize.for_serving(args, build_classifier(ARCH, 4), 4, scan_split("train", demo_splits / "train"),
+                                  scan_split("test", demo_splits / "test"))
+    out = capsys.readouterr().out
+    assert served == "none" and not (tmp_path / "model" / "model.onnx").exists()
+    assert not list((tmp_path / "model" / "code").glob("onnxruntime*"))
+    assert ("optimized forward (graph) not shipped: could not download the onnxruntime==" in out
+            and "wheel for the serving container's Python 3.13 (manylinux_2_28_x86_64): " in out)
 
 
 def test_without_a_test_split_the_trainer_ships_fp32_and_the_handlers_serve_it(demo_splits: Path, tmp_path):
@@ -237,5 +306,5 @@ def test_an_unknown_forward_in_the_metadata_is_a_model_file_error(broken):
 
 def test_a_container_without_onnxruntime_says_what_is_missing(broken, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
-    with pytest.raises(ModelFileError, match="model.onnx needs onnxruntime, which code/requirements.txt installs"):
+    with pytest.raises(ModelFileError, match="model.onnx needs onnxruntime, which the trainer ships in the model dir's code/; it is neither"):
         inference.model_fn(str(broken))

@@ -5,20 +5,47 @@ import json
 import re
 from pathlib import Path
 
+import boto3
 import pytest
 import torch
 
+from imgclf.local.container import free_port
 from imgclf_serving.architecture import build_classifier
+from training.evaluation import EVALUATION_FILE, evaluation_uri
 from training.metrics import EPOCH_METRICS, FINAL_METRICS, metric_definitions, parse_metrics
 
 EPOCHS = 2
 REPO = Path(__file__).resolve().parents[2]
 
 
+JOB_NAME = "imgclf-e2e-final"
+#: Where the run uploads its test evaluation: S3 as a moto server on loopback, reached through boto3.
+EVALUATION_PREFIX = "s3://imgclf-e2e/runs"
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
 @pytest.fixture(scope="module")
-def trained(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory, run_trainer):
+def s3():
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    client.create_bucket(Bucket="imgclf-e2e")
+    yield url, client
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def trained(demo_splits: Path, tmp_path_factory: pytest.TempPathFactory, run_trainer, s3):
     job = tmp_path_factory.mktemp("e2e") / "job"
-    result = run_trainer(demo_splits, job, "--epochs", str(EPOCHS))
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {**S3_ENV, "AWS_ENDPOINT_URL_S3": s3[0], "TRAINING_JOB_NAME": JOB_NAME}.items():
+            env.setenv(name, value)
+        result = run_trainer(demo_splits, job, "--epochs", str(EPOCHS), "--evaluation-prefix", EVALUATION_PREFIX)
     assert result.returncode == 0, result.stderr
     return job, result.stdout
 
@@ -45,6 +72,24 @@ def test_the_model_dir_holds_the_drift_reports_baseline_from_the_test_split(trai
     tested = sum(1 for p in (demo_splits / "test").rglob("*") if p.is_file())
     assert baseline["count"] == tested == sum(baseline["class_counts"].values()) == sum(baseline["confidence_counts"])
     assert list(baseline["class_counts"]) == sorted(p.name for p in (demo_splits / "train").iterdir())
+
+
+def test_the_test_evaluation_is_in_the_model_dir_and_uploaded_where_the_evidence_names_it(trained, demo_splits: Path, s3):
+    job, stdout = trained
+    found = json.loads((job / "model" / EVALUATION_FILE).read_text())
+    classes = sorted(p.name for p in (demo_splits / "train").iterdir())
+    support = {c: sum(1 for p in (demo_splits / "test" / c).iterdir() if p.is_file()) for c in classes}
+    assert found["classes"] == classes
+    assert {c: found["per_class"][c]["support"] for c in classes} == support
+    assert sum(map(sum, found["confusion_matrix"])) == sum(support.values())
+    # The same accuracy the trainer reported for the test split (the gate's test_acc).
+    (test_acc,) = parse_metrics(stdout, metric_definitions())["test_acc"]
+    assert found["accuracy"] == pytest.approx(test_acc, abs=1e-4)
+    uri = evaluation_uri(EVALUATION_PREFIX, JOB_NAME)
+    assert uri == f"{EVALUATION_PREFIX}/{JOB_NAME}/evidence/evaluation.json"
+    uploaded = s3[1].get_object(Bucket="imgclf-e2e", Key=uri.split("/", 3)[3])
+    assert json.loads(uploaded["Body"].read()) == found and uploaded["ContentType"] == "application/json"
+    assert f"test evaluation written to {uri}" in stdout
 
 
 def test_model_pth_is_a_state_dict_that_loads_into_the_serving_architecture(trained):

@@ -9,12 +9,21 @@ the script as `Overfit={'patience': 3}`. The SageMaker SDK therefore json-encode
 that rule. `decode` is the toolkit's rule, for code that reads a request's values without a
 container in between (the local engine). SageMaker itself adds `_tuning_objective_metric` and the
 tuned values as plain text, which decode the same way.
+
+`RETRAIN_ONLY` names what only the final retrain is given: a tuning trial's static set leaves them
+out (infra/sagemaker_requests.py), in the cloud and in the local tuner, which runs that request.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from typing import Any
+
+#: What only the retrain, whose model is served, is given: the optimized CPU forward, the limits it
+#: must hold to ship, the serving Python whose ONNX Runtime the model dir carries, and where the test
+#: evaluation is uploaded. A trial gets train.py's defaults instead: no optimized forward, no upload.
+RETRAIN_ONLY = frozenset({"optimize", "max-optimized-accuracy-drop", "min-optimized-agreement", "serving-python",
+                          "evaluation-prefix"})
 
 
 def encode(values: Mapping[str, Any]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from infra import images
 from infra.config import Config
+from infra.hyperparameters import RETRAIN_ONLY
 from infra.hyperparameters import encode as encode_hyperparameters
 from training import debugger_collections, metrics, rule_overrides_argument, rules
 
@@ -233,7 +234,9 @@ def tuning_job_request(cfg: Config, loc: JobLocations, job_name: str) -> dict:
 
     Trials carry no debugger config (the tuning API has no debugger fields; debugger=off) and no
     CheckpointConfig: SageMaker syncs checkpoints to exactly the given URI, which all trials would
-    share, so a resumed trial could load another trial's weights. A spot-interrupted trial restarts."""
+    share, so a resumed trial could load another trial's weights. A spot-interrupted trial restarts.
+    Nor do they carry the retrain-only hyperparameters (infra/hyperparameters.py RETRAIN_ONLY):
+    train.py's defaults then make no optimized forward and upload no evaluation."""
     _check_name("tuning job", job_name, _TUNING_JOB_NAME, 32)
     tuning = cfg.tuning
     ranges = _parameter_ranges(cfg)
@@ -252,10 +255,10 @@ def tuning_job_request(cfg: Config, loc: JobLocations, job_name: str) -> dict:
             "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": cfg.training.epochs}
         }
     tuned = {r["Name"] for kind in ranges.values() for r in kind}
-    # A tuned name must not also be static; trials produce no optimized forward (only the retrain serves).
-    static = {k: v for k, v in static_hyperparameters(cfg, loc).items() if k not in tuned}
+    # A tuned name must not also be static, and a retrain-only one is the retrain's alone.
+    static = {k: v for k, v in static_hyperparameters(cfg, loc).items() if k not in tuned | RETRAIN_ONLY}
     definition = {
-        "StaticHyperParameters": {**static, **encode_hyperparameters({"debugger": "off", "optimize": "none"}),
+        "StaticHyperParameters": {**static, **encode_hyperparameters({"debugger": "off"}),
                                   **distribution_hyperparameters(cfg, cfg.training.tuning_instance_type)},
         **_job_definition(cfg, loc, cfg.training.tuning_instance_type),
     }

@@ -5,15 +5,21 @@ The trainer writes `evaluation.json` into the model dir and, when the retrain na
 prefix (infra/sagemaker_requests.py: `evaluation-prefix`, the job output prefix), also to
 `<prefix>/<training job name>/evidence/evaluation.json`, which the model package's evidence names
 (infra/state_machine/register.py). The local registry computes the same summary from the served
-model's confusion matrix (imgclf/local/pipeline.py).
+model's confusion matrix (imgclf/local/pipeline.py), which `confusion` counts too
+(imgclf/local/gallery.py). The trainer's answers come from training/predictions.py: one pass
+over the test split, which also gives the drift report's baseline.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.errors import TrainerError
+
+if TYPE_CHECKING:  # the local registry and the state machine read this module without torch
+    from training.predictions import Predictions
 
 #: The file in the model dir.
 EVALUATION_FILE = "evaluation.json"
@@ -54,18 +60,9 @@ def summary(classes: list[str], matrix: list[list[int]]) -> dict:
     }
 
 
-def evaluate(network, loader, classes: list[str], device) -> dict:
-    """`summary` of `network`'s top-1 predictions over `loader`."""
-    import torch  # here only: the local registry reads this module without torch
-
-    network.eval()
-    targets: list[int] = []
-    predicted: list[int] = []
-    with torch.inference_mode():
-        for images, labels in loader:
-            predicted += network(images.to(device)).argmax(dim=1).cpu().tolist()
-            targets += labels.tolist()
-    return summary(classes, confusion(len(classes), targets, predicted))
+def evaluation(classes: list[str], answers: Predictions) -> dict:
+    """`summary` of the network's top-1 answers on the test split (training/predictions.py)."""
+    return summary(classes, confusion(len(classes), answers.targets, answers.predicted))
 
 
 def evaluation_uri(prefix: str, job_name: str) -> str:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the report (imgclf/monitor.py) reads this module's bins without torch
+    from training.predictions import Predictions
 
 BASELINE_FILE = "monitoring-baseline.json"
 #: Ten equal bins over [0, 1]: the report's PSI needs the same bins on both sides.
@@ -24,27 +28,17 @@ def confidence_counts(confidences: list[float], edges: tuple[float, ...] | list[
     return counts
 
 
-def baseline(network, loader, classes: list[str], device) -> dict:
-    """The class mix and confidence histogram of `network`'s top-1 predictions over `loader`."""
-    import torch  # here only: the report (imgclf/monitor.py) reads this module's bins without torch
-
-    network.eval()
-    predicted: list[int] = []
-    confidences: list[float] = []
-    with torch.inference_mode():
-        for images, _targets in loader:
-            probabilities = torch.softmax(network(images.to(device)).float(), dim=1)
-            top, index = probabilities.max(dim=1)
-            confidences += top.cpu().tolist()
-            predicted += index.cpu().tolist()
+def baseline(classes: list[str], answers: Predictions) -> dict:
+    """The class mix and confidence histogram of the network's top-1 answers on the test split
+    (training/predictions.py)."""
     return {
         "source": "test split",
-        "count": len(predicted),
-        "class_counts": {label: predicted.count(i) for i, label in enumerate(classes)},
+        "count": len(answers.predicted),
+        "class_counts": {label: answers.predicted.count(i) for i, label in enumerate(classes)},
         "confidence_edges": list(CONFIDENCE_EDGES),
-        "confidence_counts": confidence_counts(confidences),
+        "confidence_counts": confidence_counts(answers.confidences),
     }
 
 
-def write_baseline(model_dir: Path, network, loader, classes: list[str], device) -> None:
-    (Path(model_dir) / BASELINE_FILE).write_text(json.dumps(baseline(network, loader, classes, device), indent=1) + "\n")
+def write_baseline(model_dir: Path, classes: list[str], answers: Predictions) -> None:
+    (Path(model_dir) / BASELINE_FILE).write_text(json.dumps(baseline(classes, answers), indent=1) + "\n")

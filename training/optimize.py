@@ -6,7 +6,8 @@ ecosystem path, with nothing to compile in the serving container:
   and torch.jit are deprecated) writes it as ONNX, which ONNX Runtime fuses and runs.
 - `int8`: that graph, pre-processed by ONNX Runtime's quantization tool (shape inference, graph
   fusions), then statically quantized: QDQ format, per-channel int8 weights, uint8 activations whose
-  ranges come from images of the training split through the eval transform (what serving sees).
+  ranges come from images of the training split through the eval transform (what serving sees);
+  the classifier's final Linear stays fp32, so the logits are not rounded.
 Either is written to the model dir as model.onnx beside the fp32 weights; serving loads it through
 imgclf_serving/optimized_forward.py, and so does `compare` here, so what is judged is what serves.
 ONNX Runtime itself ships unpacked in the model dir's code/ (`ship_runtime`, for the serving image's
@@ -116,8 +117,26 @@ def _calibration_batches(split: Split, image_size: int):
     return Reader()
 
 
+def logit_nodes(graph) -> list[str]:
+    """The nodes of an ONNX graph that compute its output from the last features: the classifier's
+    final Linear (one Gemm, or a MatMul and its bias Add), found by walking back from the output."""
+    producers = {output: node for node in graph.node for output in node.output}
+    found, pending = [], [graph.output[0].name]
+    while pending:
+        node = producers.get(pending.pop())
+        if node is None or node.op_type not in ("Gemm", "MatMul", "Add"):
+            continue
+        found.append(node.name)
+        if node.op_type == "Add":  # the bias of a MatMul; the other input is an initializer
+            pending.extend(node.input)
+    return found
+
+
 def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Split, image_size: int) -> None:
-    """Static int8 quantization of the ONNX graph at `fp32_path` (QDQ, per-channel weights)."""
+    """Static int8 quantization of the ONNX graph at `fp32_path` (QDQ, per-channel weights). The
+    final Linear stays fp32: quantizing its output rounds the logits themselves, which flips close
+    top-1 calls (measured: benchmarks/README.md, int8 head), and it is one small matrix multiply."""
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -129,6 +148,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Split, image_si
             str(prepared), str(int8_path), _calibration_batches(calibration, image_size),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=logit_nodes(onnx.load(str(prepared)).graph),
         )
 
 

@@ -35,13 +35,13 @@ from training import distributed, optimize, optimized_checks, rule_overrides_arg
 from training.data import load_splits, make_loader, train_transform
 from training.distributed import Distributed
 from training.errors import TrainerError
-from training.evaluation import evaluate as evaluate_classes
-from training.evaluation import upload_uri, write_evaluation
+from training.evaluation import evaluation, upload_uri, write_evaluation
 from training.instrumentation import TRIAL_DIR, Instrumentation
 from training.metrics import format_epoch_line, format_metric_line
 from training.model import build_model, train_mode
 from training.model_dir import write_model_dir
 from training.monitoring_baseline import write_baseline
+from training.predictions import predictions
 from training.rules import rule_parameters
 
 #: Launcher arguments that are not ours (SageMaker's own, tuning's objective): ignored.
@@ -457,12 +457,14 @@ def run_job(args: argparse.Namespace, stop: StopFlag, dist: Distributed | None =
     instrumentation.finish(history)
     served = "none" if args.optimize == "none" else optimize.for_serving(args, network, len(classes), train_split, test_split)
     write_model_dir(Path(args.model_dir), network, classes, args.arch, args.image_size, optimize=served)
-    if test_split is not None:  # the drift report's reference (docs/monitoring.md), over the whole split
+    if test_split is not None:  # one pass over the whole split (rank 0's alone) feeds both reports
         whole_test = make_loader(test_split, eval_transform(args.image_size), train=False, batch_size=args.batch_size,
                                  num_workers=args.num_workers, device=device)
-        write_baseline(Path(args.model_dir), network, whole_test, classes, device)
+        answers = predictions(network, whole_test, device)
+        # The drift report's reference (docs/monitoring.md).
+        write_baseline(Path(args.model_dir), classes, answers)
         # The model package's evidence: per-class precision and recall, the confusion matrix.
-        write_evaluation(Path(args.model_dir), evaluate_classes(network, whole_test, classes, device), args.evaluation_uri)
+        write_evaluation(Path(args.model_dir), evaluation(classes, answers), args.evaluation_uri)
         if args.evaluation_uri:
             print(f"test evaluation written to {args.evaluation_uri}", flush=True)
     print(f"model written to {args.model_dir}", flush=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from training import evaluation
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 REQUEST_HEADERS = {"Content-Type": "application/x-image", "Accept": "application/json",
                    "X-Amzn-SageMaker-Custom-Attributes": "explain=1"}
@@ -61,13 +63,11 @@ def explain_test_split(service, test_dir: Path) -> tuple[list[str], list[Explain
 
 
 def confusion(classes: list[str], answers: list[Explained]) -> list[list[int]]:
-    """matrix[true][predicted]; answers with a label outside `classes` are not counted."""
+    """matrix[true][predicted], counted as the retrain's evaluation.json is (training/evaluation.py)
+    once the labels are indices of `classes`; a label outside `classes` is not counted."""
     index = {c: i for i, c in enumerate(classes)}
-    matrix = [[0] * len(classes) for _ in classes]
-    for a in answers:
-        if a.predicted in index:
-            matrix[index[a.true]][index[a.predicted]] += 1
-    return matrix
+    counted = [a for a in answers if a.predicted in index]
+    return evaluation.confusion(len(classes), [index[a.true] for a in counted], [index[a.predicted] for a in counted])
 
 
 def most_confused(classes: list[str], matrix: list[list[int]], limit: int = MOST_CONFUSED) -> list[tuple[str, str, int]]:

@@ -46,6 +46,13 @@ def test_every_test_image_comes_back_with_its_answer_and_heatmap(explained, test
         assert Image.open(io.BytesIO(a.heatmap_png)).mode == "RGBA"
 
 
+def test_the_confusion_matrix_counts_names_by_their_class_index_and_skips_a_label_outside_the_classes(test_split):
+    pairs = [("cat", "cat"), ("cat", "rocket"), ("coffee", "cat"), ("rocket", "rocket"), ("rocket", "dog")]
+    answers = [gallery.Explained(test_split / true / "x.jpg", true, predicted, 0.9, b"", (0, 0, 1, 1))
+               for true, predicted in pairs]
+    assert gallery.confusion(sorted(PHOTOS), answers) == [[1, 0, 1], [1, 0, 0], [0, 0, 1]]
+
+
 def test_the_most_confused_pairs_are_the_largest_off_diagonal_cells():
     classes = ["a", "b", "c"]
     matrix = [[5, 2, 0], [3, 1, 1], [0, 0, 4]]

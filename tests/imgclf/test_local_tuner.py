@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import pytest
 
 from imgclf.errors import UserError
 from imgclf.local.tuner import LocalTuner
 from infra.config import load_config
+from infra.hyperparameters import RETRAIN_ONLY
 from infra.sagemaker_requests import JobLocations, tuning_job_request
 from stub_trainer import CRASH_BATCH, expected_valid_loss, read_hyperparameters, write_bundle, write_splits
 
@@ -43,9 +43,8 @@ def test_each_trial_gets_an_opt_ml_job_folder_with_the_requests_hyperparameters(
     folder = tmp_path / "run" / "trials" / trial.name
     static = request["TrainingJobDefinition"]["StaticHyperParameters"]
     expected = {**static, **trial.tuned, "_tuning_objective_metric": "valid_loss"}
-    if "serving-python" in expected:  # local containers serve on this Python (imgclf/local/jobs.py)
-        expected["serving-python"] = json.dumps(f"{sys.version_info.major}.{sys.version_info.minor}")
     assert read_hyperparameters(folder) == expected
+    assert not RETRAIN_ONLY & read_hyperparameters(folder).keys()  # the same table the cloud's trials leave out
     resources = json.loads((folder / "input/config/resourceconfig.json").read_text())
     assert resources["current_host"] == "algo-1" and resources["hosts"] == ["algo-1"]
     assert set(json.loads((folder / "input/config/inputdataconfig.json").read_text())) == {"train", "valid", "test"}

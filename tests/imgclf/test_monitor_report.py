@@ -1,5 +1,5 @@
 """`imgclf monitor report`: PSI per signal and a verdict, from the local front door's capture
-folder and from S3 (botocore Stubber), against a baseline the trainer's module computes."""
+folder and from S3 (botocore Stubber), against a baseline the trainer's modules compute."""
 from __future__ import annotations
 
 import io
@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 from imgclf.cli import main
 from imgclf import monitor
 from training.monitoring_baseline import BASELINE_FILE, write_baseline
+from training.predictions import predictions
 
 CLASSES = ["cat", "dog", "fox"]
 
@@ -59,7 +60,7 @@ EVEN = {"cat": 100, "dog": 100, "fox": 100}
 def model_dir(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
-    write_baseline(folder, _Fixed(), _split(EVEN, 3.0), CLASSES, torch.device("cpu"))
+    write_baseline(folder, CLASSES, predictions(_Fixed(), _split(EVEN, 3.0), torch.device("cpu")))
     return folder
 
 

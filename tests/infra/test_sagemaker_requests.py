@@ -9,7 +9,7 @@ from sagemaker_validator import validate
 
 from infra import images
 from infra.config import load_config
-from infra.hyperparameters import decode, decoded
+from infra.hyperparameters import RETRAIN_ONLY, decode, decoded
 from sample_locations import LOC
 from infra.sagemaker_requests import (
     endpoint_config_request,
@@ -120,10 +120,30 @@ def test_the_retrain_takes_the_best_trials_backbone():
     assert decode(hp["arch"]) == "mobilenet_v3_large"
 
 
-def test_only_the_retrain_produces_the_optimized_forward():
-    cfg = _cfg(endpoint={"optimize": "int8"})
-    assert decode(training_job_request(cfg, LOC, "j1", TUNED)["HyperParameters"]["optimize"]) == "int8"
-    assert decode(tuning_job_request(cfg, LOC, "t1")["TrainingJobDefinition"]["StaticHyperParameters"]["optimize"]) == "none"
+def test_a_trials_static_hyperparameters_hold_none_of_the_retrain_only_ones_and_the_retrains_hold_them_all():
+    cfg = _cfg(endpoint={"optimize": "int8"})  # not isolated: the retrain uploads its evaluation too
+    trial = tuning_job_request(cfg, LOC, "t1")["TrainingJobDefinition"]["StaticHyperParameters"]
+    retrain = training_job_request(cfg, LOC, "j1", TUNED)["HyperParameters"]
+    assert RETRAIN_ONLY == {"optimize", "max-optimized-accuracy-drop", "min-optimized-agreement", "serving-python",
+                            "evaluation-prefix"}
+    assert not RETRAIN_ONLY & trial.keys()
+    assert RETRAIN_ONLY <= retrain.keys() and decode(retrain["optimize"]) == "int8"
+    # Everything else the retrain is given, bar the tuned values and the debugger, a trial gets alike.
+    assert {k: v for k, v in retrain.items() if k not in RETRAIN_ONLY | TUNED.keys() | {"debugger"}} == \
+        {k: v for k, v in trial.items() if k != "debugger"}
+
+
+def test_without_them_train_py_gives_a_trial_no_optimized_forward_and_no_upload(tmp_path, monkeypatch):
+    """The trial's hyperparameters as the toolkit decodes and renders them, parsed by train.py."""
+    from sagemaker_training import mapping
+
+    from training.train import parse_args
+
+    monkeypatch.setenv("TRAINING_JOB_NAME", "t1-001-abcdef12")  # SageMaker names every trial
+    trial = decoded({**tuning_job_request(_cfg(), LOC, "t1")["TrainingJobDefinition"]["StaticHyperParameters"], **TUNED})
+    args = parse_args([*mapping.to_cmd_args({k: v for k, v in trial.items() if not k.startswith("sagemaker_")}),
+                       "--model-dir", str(tmp_path / "model")])
+    assert (args.optimize, args.serving_python, args.evaluation_prefix, args.evaluation_uri) == ("none", None, None, None)
 
 
 def test_the_retrain_gets_the_default_int8_forward_and_the_limits_it_must_hold_to_ship():

@@ -1,6 +1,7 @@
 """The optimized CPU forward (endpoint.optimize): produced by the real trainer after its test
 evaluation, saved in the model dir beside the fp32 weights, judged against fp32 there (kept, or the
-model dir falls back to fp32 and says why), and loaded by model_fn for the handlers."""
+model dir falls back to fp32 and says why), loaded by model_fn for the handlers, and served from its
+model.tar.gz by the real Ray Serve container (one trained job and one container for the module)."""
 from __future__ import annotations
 
 import argparse
@@ -89,6 +90,37 @@ def test_the_model_dir_ships_onnx_runtime_so_a_cold_start_installs_nothing(int8_
 def test_int8_weights_make_the_model_smaller(int8_job):
     model_dir, _ = int8_job
     assert (model_dir / "model.onnx").stat().st_size < 0.4 * (model_dir / "model.pth").stat().st_size
+
+
+def test_the_int8_logits_come_from_an_fp32_linear_and_the_rest_is_quantized(int8_job):
+    """quantize_int8 keeps the classifier's final Linear in fp32: rounding the logits to 8 bits
+    flips close top-1 calls (benchmarks/README.md: int8 variants)."""
+    import onnx
+    from onnx import TensorProto
+
+    graph = onnx.load(str(int8_job[0] / "model.onnx")).graph
+    producers = {output: node for node in graph.node for output in node.output}
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    last = producers[graph.output[0].name]
+    assert last.op_type == "Gemm" and initializers[last.input[1]].data_type == TensorProto.FLOAT
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    assert convs and all(producers[node.input[1]].op_type == "DequantizeLinear" for node in convs)
+    assert initializers[producers[convs[0].input[1]].input[0]].data_type == TensorProto.INT8
+
+
+def test_a_linear_exported_as_matmul_and_bias_add_stays_fp32_whole():
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((8, 3), np.float32), "weight")
+    bias = numpy_helper.from_array(np.zeros(3, np.float32), "bias")
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["features"], name="relu"),
+         helper.make_node("MatMul", ["features", "weight"], ["product"], name="matmul"),
+         helper.make_node("Add", ["product", "bias"], ["logits"], name="add")],
+        "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])], [weight, bias])
+    assert sorted(optimize.logit_nodes(graph)) == ["add", "matmul"]
 
 
 def test_the_trainer_prints_the_comparison_as_metric_lines_the_requests_regexes_read(int8_job):
@@ -308,3 +340,72 @@ def test_a_container_without_onnxruntime_says_what_is_missing(broken, monkeypatc
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(ModelFileError, match="model.onnx needs onnxruntime, which the trainer ships in the model dir's code/; it is neither"):
         inference.model_fn(str(broken))
+
+
+# -- the int8 model.tar.gz in the real Ray Serve container ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_container(int8_job, tmp_path_factory: pytest.TempPathFactory):
+    """The int8 job's model.tar.gz, packed as SageMaker packs it and extracted as the container finds
+    it in /opt/ml/model, served by Ray Serve as AWS's Ray Serve container runs it, with the
+    CreateModel environment the default (serverless) config sends. Started once for the module."""
+    from imgclf.local.deploy import model_environment
+    from imgclf.local.endpoint import model_dir_from
+    from imgclf.local.jobs import JobSpec, LocalTrainingJob
+    from imgclf.local.ray_container import RayServeContainer
+    from infra.config import load_config
+
+    job_dir = int8_job[0].parent  # a job folder as the local engine lays it out: <job>/model
+    spec = JobSpec(job_dir.name, {}, metric_definitions(), {}, "local", 900)  # pack_model reads only the folder
+    model_tar = LocalTrainingJob(spec, job_dir).pack_model()
+    root = tmp_path_factory.mktemp("int8-endpoint")
+    model_dir = model_dir_from(model_tar, root / "opt" / "ml" / "model")
+    with RayServeContainer(model_dir, model_environment(load_config(None), model_tar), root / "container.log") as container:
+        yield container
+
+
+def _onnxruntime_libraries(container) -> dict[str, set[str]]:
+    """Each container process that has ONNX Runtime's extension module mapped (its command line's
+    first word) -> the files it mapped: what the kernel says the replica imported."""
+    from imgclf.local.sessions import members
+
+    found: dict[str, set[str]] = {}
+    for pid in members(container.sessions):
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:  # ended meanwhile
+            continue
+        paths = {line.split(maxsplit=5)[5] for line in maps.splitlines() if "onnxruntime_pybind11_state" in line}
+        if paths:
+            found.setdefault(command, set()).update(paths)
+    return found
+
+
+def test_the_replica_imports_the_onnx_runtime_shipped_in_code_not_the_environments(int8_container):
+    code = int8_container.model_dir / "code"
+    shipped = {str(path) for path in (code / "onnxruntime" / "capi").glob("onnxruntime_pybind11_state*.so")}
+    found = _onnxruntime_libraries(int8_container)
+    assert len(shipped) == 1 and list(found.values()) == [shipped], found
+    assert next(iter(found)).startswith("ray::ServeReplica"), found
+
+
+def test_the_replica_answers_a_jpeg_as_the_int8_handlers_do(int8_container, served, demo_splits: Path):
+    for body, _ in _test_images(demo_splits)[::4]:
+        answer = int8_container.invoke(body, {"Content-Type": "image/jpeg"})
+        assert (answer.status, answer.content_type) == (200, "application/json"), answer.body[:300]
+        expected = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body, "image/jpeg"), served), None)[0])
+        got = json.loads(answer.body)
+        assert {k: v for k, v in got.items() if k != "predictions"} == {k: v for k, v in expected.items() if k != "predictions"}
+        assert [p["label"] for p in got["predictions"]] == [p["label"] for p in expected["predictions"]]
+        assert [p["score"] for p in got["predictions"]] == pytest.approx([p["score"] for p in expected["predictions"]], abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["truncated_jpeg", "random_bytes_as_jpeg"])
+def test_a_corrupt_image_is_a_400_with_its_reason_from_the_int8_replica(int8_container, cases, name):
+    case = cases[name]
+    answer = int8_container.invoke(case.body, {"Content-Type": case.content_type})
+    assert (answer.status, answer.content_type) == (400, "application/json"), answer.body[:300]
+    body = json.loads(answer.body)
+    assert set(body) == {"error"} and case.message in body["error"] and "Traceback" not in body["error"]

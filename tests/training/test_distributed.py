@@ -151,6 +151,14 @@ def test_only_rank_0_prints_metrics_and_writes_the_model_once(toolkit_head):
         "checkpoint-0001.pth", "checkpoint-0002.pth"]
 
 
+def test_rank_0_evaluates_and_baselines_the_whole_test_split_not_its_share(toolkit_head, small_splits: Path):
+    base, _ = toolkit_head
+    tested = sum(1 for p in (small_splits / "test").rglob("*") if p.is_file())
+    evaluation = json.loads((base / "model" / "evaluation.json").read_text())
+    baseline = json.loads((base / "model" / "monitoring-baseline.json").read_text())
+    assert sum(map(sum, evaluation["confusion_matrix"])) == baseline["count"] == tested
+
+
 def test_the_debugger_records_on_rank_0_the_steps_and_verdicts_of_one_process(single_head, toolkit_head):
     (single_job, _), (base, _) = single_head, toolkit_head
     assert loss_steps(base / "checkpoints") == loss_steps(single_job / "checkpoints") == {

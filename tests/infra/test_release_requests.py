@@ -78,14 +78,28 @@ def test_update_endpoint_with_the_deployment_config_is_valid(mode):
 
 
 def _package_state_change(group: str, version: int, approval: str) -> dict:
-    """A "SageMaker Model Package State Change" event (SageMaker developer guide, "Events that
-    Amazon SageMaker AI sends to Amazon EventBridge"), trimmed to what a pattern or target reads."""
+    """The "Model package state change" example event of the SageMaker developer guide
+    (awsdocs/amazon-sagemaker-developer-guide, automating-sagemaker-with-eventbridge.md), whole,
+    with this group, version and approval status in it (and one "source": the example repeats it)."""
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/{version}"
     return {
-        "version": "0", "id": "6c3a5b5e-4b2a-4b4c-9f1b-2f6c6e0a1b2c", "detail-type": "SageMaker Model Package State Change",
-        "source": "aws.sagemaker", "account": ACCOUNT, "time": "2026-12-01T10:00:00Z", "region": REGION, "resources": [arn],
-        "detail": {"ModelPackageGroupName": group, "ModelPackageVersion": version, "ModelPackageArn": arn,
-                   "ModelPackageStatus": "Completed", "ModelApprovalStatus": approval},
+        "version": "0", "id": "844e2571-85d4-695f-b930-0153b71dcb42", "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker", "account": ACCOUNT, "time": "2021-02-24T17:00:14Z", "region": REGION, "resources": [arn],
+        "detail": {
+            "ModelPackageGroupName": group, "ModelPackageVersion": version, "ModelPackageArn": arn,
+            "CreationTime": "2021-02-24T17:00:14Z",
+            "InferenceSpecification": {
+                "Containers": [{"Image": "257758044811.dkr.ecr.us-east-2.amazonaws.com/sagemaker-xgboost:1.0-1-cpu-py3",
+                                "ImageDigest": "sha256:4dc8a7e4a010a19bb9e0a6b063f355393f6e623603361bd8b105f554d4f0c004",
+                                "ModelDataUrl": f"s3://sagemaker-project/{group}/output/model.tar.gz"}],
+                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+            "ModelPackageStatus": "Completed", "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
+            "CertifyForMarketplace": False, "ModelApprovalStatus": approval,
+            "MetadataProperties": {"GeneratedBy": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{group}/execution/4r83jejmhorv"},
+            "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
+                                                              "S3Uri": f"s3://sagemaker-project/{group}/evaluation.json"}}},
+            "LastModifiedTime": "2021-02-24T17:00:14Z",
+        },
     }
 
 

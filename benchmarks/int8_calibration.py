@@ -55,14 +55,16 @@ def quantize(prepared: Path, target: Path, variant: str, train_split, size: int)
         variant, optimize.logit_nodes(graph))
     method = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}.get(
         variant, CalibrationMethod.MinMax)
-    images = optimize.CALIBRATION_IMAGES
+    images, batch = optimize.CALIBRATION_IMAGES, optimize.CALIBRATION_BATCH
     try:
         optimize.CALIBRATION_IMAGES = 10 ** 6 if variant == "all-train" else images
+        # ONNX Runtime's histogram calibrators stack every batch's outputs: they need equal batches.
+        optimize.CALIBRATION_BATCH = batch if method == CalibrationMethod.MinMax else 1
         quantize_static(str(prepared), str(target), optimize._calibration_batches(train_split, size),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=exclude)
     finally:
-        optimize.CALIBRATION_IMAGES = images
+        optimize.CALIBRATION_IMAGES, optimize.CALIBRATION_BATCH = images, batch
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,3 +48,15 @@ def test_backbones_prints_each_forwards_latency_size_accuracy_and_cost():
     for forward, accuracy in (("none", r"[0-9.]+"), ("graph", compared), ("int8", compared)):
         assert re.search(rf"^\| resnet18 \| {forward} \| [0-9.]+ / [0-9.]+ \| [0-9.]+ / [0-9.]+ \| - \| [0-9.]+ \| "
                          rf"{accuracy} \| [0-9.]+ \| - \|$", out, re.M), out
+
+
+def test_int8_calibration_prints_every_variants_accuracy_and_agreement_on_both_sets():
+    """A smoke run (ResNet-18, 40 demo images, one epoch): the real trainer, export, six quantizations
+    and the trainer's comparison, one row per variant."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from int8_calibration import VARIANTS
+
+    out = run_script("int8_calibration.py", "--archs", "resnet18", "--per-class", "10", "--epochs", "1")
+    cell = r"[0-9.]+ / [0-9.]+ \([0-9.]+\)"  # fp32 top-1 / int8 top-1 (agreement)
+    for variant in VARIANTS:
+        assert re.search(rf"^\| resnet18 \| {variant} \| {cell} \| {cell} \|$", out, re.M), out

@@ -26,7 +26,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-VARIANTS = ("shipped", "int8-logits", "fp32-stem", "entropy", "percentile", "all-train")
+from training.optimize import SHIPPED_INT8, Int8Settings  # noqa: E402
+
+#: Each variant is the trainer's own quantize_int8 with one setting changed.
+VARIANTS = {
+    "shipped": SHIPPED_INT8,
+    "int8-logits": Int8Settings(logits_fp32=False),
+    "fp32-stem": Int8Settings(stem_fp32=True),
+    "entropy": Int8Settings(method="Entropy"),
+    "percentile": Int8Settings(method="Percentile"),
+    "all-train": Int8Settings(images=10 ** 6),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,35 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def quantize(prepared: Path, target: Path, variant: str, train_split, size: int) -> None:
-    """`prepared` (quant_pre_process's output) quantized as `variant` says."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    from training import optimize
-
-    graph = onnx.load(str(prepared)).graph
-    first_conv = [node.name for node in graph.node if node.op_type == "Conv"][:1]
-    exclude = {"int8-logits": [], "fp32-stem": optimize.logit_nodes(graph) + first_conv}.get(
-        variant, optimize.logit_nodes(graph))
-    method = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}.get(
-        variant, CalibrationMethod.MinMax)
-    images, batch = optimize.CALIBRATION_IMAGES, optimize.CALIBRATION_BATCH
-    try:
-        optimize.CALIBRATION_IMAGES = 10 ** 6 if variant == "all-train" else images
-        # ONNX Runtime's histogram calibrators stack every batch's outputs: they need equal batches.
-        optimize.CALIBRATION_BATCH = batch if method == CalibrationMethod.MinMax else 1
-        quantize_static(str(prepared), str(target), optimize._calibration_batches(train_split, size),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=exclude)
-    finally:
-        optimize.CALIBRATION_IMAGES, optimize.CALIBRATION_BATCH = images, batch
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from benchmarks import backbones
     from training import optimize
@@ -88,13 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{time.perf_counter() - started:.0f} s] training {arch}", flush=True)
             model_dir = backbones.train(arch, splits["demo"], root / "jobs" / arch, training_args)
             network, meta = backbones.fp32_network(model_dir)
-            graph, prepared = root / f"{arch}.onnx", root / f"{arch}-prepared.onnx"
+            graph = root / f"{arch}.onnx"
             optimize.export_onnx(optimize.cpu_copy(network, arch, meta["num_classes"]), args.train_size, graph)
-            quant_pre_process(str(graph), str(prepared), skip_symbolic_shape=True)
             train_split = scan_split("train", splits["demo"] / "train")
-            for variant in VARIANTS:
+            for variant, settings in VARIANTS.items():
                 target = root / f"{arch}-{variant}.onnx"
-                quantize(prepared, target, variant, train_split, args.train_size)
+                optimize.quantize_int8(graph, target, train_split, args.train_size, settings)
                 found = {}
                 for name, test in tests.items():
                     c = optimize.compare(network, arch, meta["num_classes"], target, test, args.train_size, 32)

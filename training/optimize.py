@@ -47,8 +47,26 @@ from training.errors import TrainerError
 
 #: The export's packages, installed only by a job that produces an optimized forward.
 EXPORT_REQUIREMENTS = Path(__file__).with_name("requirements-optimize.txt")
-#: Training images the int8 ranges are calibrated on, spread evenly over the split, and per batch.
-CALIBRATION_IMAGES = 256
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """How `quantize_int8` quantizes. The defaults are what the trainer ships; the alternatives are
+    benchmarks/int8_calibration.py's comparison (benchmarks/README.md, int8 settings)."""
+
+    #: Keep the classifier's final Linear in fp32 (quantizing it rounds the logits themselves).
+    logits_fp32: bool = True
+    #: Keep the first convolution in fp32 as well.
+    stem_fp32: bool = False
+    #: ONNX Runtime's calibration method: MinMax, Entropy or Percentile.
+    method: str = "MinMax"
+    #: Training images the activation ranges are calibrated on, spread evenly over the split.
+    images: int = 256
+
+
+#: What the retrain ships.
+SHIPPED_INT8 = Int8Settings()
+#: Images per calibration batch (ONNX Runtime's histogram methods need equal batches: one image).
 CALIBRATION_BATCH = 16
 #: The serving containers' platform (both are x86_64 with glibc 2.28 or newer; serverless is x86 only).
 SERVING_PLATFORM = "manylinux_2_28_x86_64"
@@ -94,25 +112,25 @@ def export_onnx(network: nn.Module, image_size: int, path: Path) -> None:
     program.save(str(path))
 
 
-def _calibration_batches(split: Split, image_size: int):
-    """Batches of up to CALIBRATION_IMAGES training images, spread evenly, as ONNX Runtime's
+def _calibration_batches(split: Split, image_size: int, images: int, batch: int):
+    """Batches of `batch` of up to `images` training images, spread evenly, as ONNX Runtime's
     calibration reader hands them out."""
     from onnxruntime.quantization import CalibrationDataReader
 
     dataset = ImageSplit(split, eval_transform(image_size))
-    count = min(CALIBRATION_IMAGES, len(dataset))
+    count = min(images, len(dataset))
     indices = np.linspace(0, len(dataset) - 1, count).round().astype(int).tolist()
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.starts = iter(range(0, count, CALIBRATION_BATCH))
+            self.starts = iter(range(0, count, batch))
 
         def get_next(self):
             start = next(self.starts, None)
             if start is None:
                 return None
-            images = [dataset[i][0] for i in indices[start:start + CALIBRATION_BATCH]]
-            return {optimized_forward.INPUT: torch.stack(images).numpy()}
+            found = [dataset[i][0] for i in indices[start:start + batch]]
+            return {optimized_forward.INPUT: torch.stack(found).numpy()}
 
     return Reader()
 
@@ -132,23 +150,29 @@ def logit_nodes(graph) -> list[str]:
     return found
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Split, image_size: int) -> None:
-    """Static int8 quantization of the ONNX graph at `fp32_path` (QDQ, per-channel weights). The
-    final Linear stays fp32: quantizing its output rounds the logits themselves, which flips close
-    top-1 calls (measured: benchmarks/README.md, int8 head), and it is one small matrix multiply."""
+def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Split, image_size: int,
+                  settings: Int8Settings = SHIPPED_INT8) -> None:
+    """Static int8 quantization of the ONNX graph at `fp32_path` (QDQ, per-channel weights). By
+    default the final Linear stays fp32: quantizing its output rounds the logits themselves, which
+    flips close top-1 calls (measured: benchmarks/README.md, int8 settings), and it is one small
+    matrix multiply."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    method = CalibrationMethod[settings.method]
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         # Symbolic shape inference is for dynamic shapes the exporter already resolved (and needs sympy).
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        graph = onnx.load(str(prepared)).graph
+        fp32_nodes = (logit_nodes(graph) if settings.logits_fp32 else []) + (
+            [node.name for node in graph.node if node.op_type == "Conv"][:1] if settings.stem_fp32 else [])
+        batch = CALIBRATION_BATCH if method == CalibrationMethod.MinMax else 1
         quantize_static(
-            str(prepared), str(int8_path), _calibration_batches(calibration, image_size),
+            str(prepared), str(int8_path), _calibration_batches(calibration, image_size, settings.images, batch),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=logit_nodes(onnx.load(str(prepared)).graph),
+            weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=fp32_nodes,
         )
 
 
